@@ -1,0 +1,4 @@
+from .weights_only_checkpoint_hook import (WeightsOnlyCheckpointHook,
+                                           from_weights_only, to_weights_only)
+
+__all__ = ['WeightsOnlyCheckpointHook', 'to_weights_only', 'from_weights_only']

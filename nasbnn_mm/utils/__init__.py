@@ -1,0 +1,8 @@
+from .config_utils import apply_common_args
+from .typing_utils import (ConfigType, MultiConfig, OptConfigType,
+                           OptMultiConfig)
+
+__all__ = [
+    'ConfigType', 'OptConfigType', 'MultiConfig', 'OptMultiConfig',
+    'apply_common_args'
+]

@@ -1,0 +1,42 @@
+"""Make the embedded digits datasets (classification + COCO detection).
+
+Example::
+
+    python tools/dataset_converters/prepare_digits.py --out data/digits
+"""
+import argparse
+import json
+import time
+
+from nasbnn_mm.datasets.digits import prepare_digits
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Write the sklearn digits as an MMPretrain '
+        'classification set and a COCO-format detection set.')
+    parser.add_argument('--out', default='data/digits', help='output folder')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--image-size', type=int, default=32)
+    parser.add_argument('--train-canvases', type=int, default=800)
+    parser.add_argument('--val-canvases', type=int, default=200)
+    parser.add_argument('--canvas-size', type=int, default=128)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    start = time.time()
+    meta = prepare_digits(
+        args.out,
+        seed=args.seed,
+        image_size=args.image_size,
+        num_train_canvases=args.train_canvases,
+        num_val_canvases=args.val_canvases,
+        canvas_size=args.canvas_size)
+    print(json.dumps(meta))
+    print(f'wrote {args.out} in {time.time() - start:.1f}s')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,82 @@
+"""Train a model from a config (MMPretrain or MMDetection style).
+
+Everything comes from the config: its ``default_scope`` picks the
+downstream library and ``custom_imports`` loads ``nasbnn_mm``.
+
+Example::
+
+    python tools/train.py configs/nasbnn/nasbnn_supernet_digits.py
+    python tools/train.py CONFIG --resume            # continue the last run
+    torchrun --nproc-per-node 2 tools/train.py CONFIG --launcher pytorch
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from nasbnn_mm.utils import apply_common_args
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or from the latest one in '
+        'the work dir when no path is given')
+    parser.add_argument(
+        '--amp', action='store_true', help='enable mixed precision training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=2')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command-line options to the config."""
+    apply_common_args(cfg, args.config, args.work_dir, args.cfg_options,
+                      args.launcher)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main() -> int:
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    except FileNotFoundError as e:
+        # A missing dataset or checkpoint is a user error: one clear line.
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
