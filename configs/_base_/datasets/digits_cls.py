@@ -4,6 +4,7 @@ dataset_type = 'CustomDataset'
 data_root = 'data/digits/cls'
 # Mean and std of the training images (white ink on black, all channels equal).
 data_preprocessor = dict(
+    type='mmpretrain.ClsDataPreprocessor',
     num_classes=10,
     mean=[78.1, 78.1, 78.1],
     std=[82.6, 82.6, 82.6],

@@ -1,0 +1,29 @@
+# Supernet schedule of the paper (sec. 4.1.2): Adam, lr 5e-4, weight decay
+# 5e-6 on conv/linear weights only, cosine decay; validation of fixed subnets
+# after BN recalibration; the subnet sampler's state kept in checkpoints.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=5e-4, betas=(0.9, 0.999),
+                   weight_decay=5e-6),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        # shifts/slopes of RSign and RPReLU, LSQ steps, Bi-/kernel
+        # transformation matrices: no weight decay
+        custom_keys={
+            '.sign': dict(decay_mult=0.0),
+            '.act': dict(decay_mult=0.0),
+            'quantizer': dict(decay_mult=0.0),
+            'transforms': dict(decay_mult=0.0),
+        }))
+val_cfg = dict(
+    type='nasbnn_mm.SubnetValLoop',
+    subnets=('smallest', 'middle', 'largest'),
+    calibrate_batches=10)
+test_cfg = dict(
+    type='nasbnn_mm.SubnetTestLoop', subnets=('largest', ),
+    calibrate_batches=10)
+custom_hooks = [
+    dict(type='nasbnn_mm.SamplerStateHook'),
+    dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
+]

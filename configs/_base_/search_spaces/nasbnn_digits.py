@@ -1,0 +1,2 @@
+# The numbers live in the package (one copy), see nasbnn_mm/nas/spaces/.
+_base_ = ['../../../nasbnn_mm/nas/spaces/nasbnn_digits.py']

@@ -1,0 +1,7 @@
+from .sandwich_data_parallel import SandwichDataParallel
+from .sandwich_supernet import TEACHER_MODES, SandwichSupernet, SupernetHead
+
+__all__ = [
+    'SandwichDataParallel', 'SandwichSupernet', 'SupernetHead',
+    'TEACHER_MODES'
+]

@@ -1,0 +1,158 @@
+"""Binary activations of ReActNet, as adopted by NAS-BNN.
+
+NAS-BNN (https://arxiv.org/abs/2408.15484, sec. 4.1.2) binarizes activations
+with the method of ReActNet (https://arxiv.org/abs/2003.03488): a sign whose
+backward pass is the derivative of the piecewise-polynomial ApproxSign of
+Bi-Real Net, preceded by a learnable per-channel shift (``RSign``); the
+full-precision non-linearity is ``RPReLU`` (shift, PReLU, shift).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    'sign_forward', 'ApproxSignFunction', 'binary_sign', 'RSign', 'RPReLU'
+]
+
+
+def sign_forward(x: Tensor) -> Tensor:
+    """Eq. (1) without gradient: ``+1`` where ``x >= 0``, else ``-1``.
+
+    Args:
+        x (Tensor): Any shape.
+
+    Returns:
+        Tensor: Same shape and dtype, values in ``{-1, +1}``.
+    """
+    # NOTE: copysign is one fast pass (where/masked_fill are several times
+    # slower on CPU); ``x + 0.`` turns -0. into +0., so both zeros give +1.
+    return torch.copysign(x.new_ones(()), x + 0.)
+
+
+class ApproxSignFunction(torch.autograd.Function):
+    """Sign with the ApproxSign gradient.
+
+    Forward is eq. (1) of NAS-BNN, ``+1`` where ``x >= 0`` (so ``sign(0)`` is
+    ``+1``, unlike :func:`torch.sign`) and ``-1`` elsewhere. Backward is the
+    derivative of ApproxSign, ``2 - 2|x|`` for ``|x| < 1`` and ``0`` else.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign_forward(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        x, = ctx.saved_tensors
+        # max(0, 2 - 2|x|) = 2 * max(0, 1 - |x|)
+        return grad_output * torch.relu_(1 - x.abs()).mul_(2)
+
+
+def binary_sign(x: Tensor) -> Tensor:
+    """Binarize activations to ``{-1, +1}`` with the ApproxSign gradient.
+
+    Args:
+        x (Tensor): Any shape.
+
+    Returns:
+        Tensor: Same shape and dtype as ``x``, values in ``{-1, +1}``.
+    """
+    return ApproxSignFunction.apply(x)
+
+
+class RSign(nn.Module):
+    """ReActNet sign: ``sign(x + b)`` with a learnable per-channel shift.
+
+    The shift is added (``x + b``; ReActNet writes ``x - alpha``, the same
+    thing with ``b = -alpha``), initialised to zero.
+
+    Switch: ``binary`` (bool). ``True`` binarizes. ``False`` (full-precision
+    activations, used by the FWFA teacher and ablations) returns ``x + b``:
+    the learned shift is kept, so both modes see the same pre-activation and
+    only the sign is skipped.
+
+    Args:
+        num_channels (int): Number of channels C.
+
+    Shape:
+        - Input: (N, C, H, W).
+        - Output: (N, C, H, W).
+
+    Example:
+        >>> m = RSign(8)
+        >>> m(torch.randn(2, 8, 4, 4)).unique().tolist()
+        [-1.0, 1.0]
+    """
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.binary = True
+
+    def _shift(self, x: Tensor, bias: Tensor) -> Tensor:
+        x = x + bias.view(1, -1, 1, 1)
+        return binary_sign(x) if self.binary else x
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Shift then binarize (or only shift when ``binary`` is False).
+
+        Args:
+            x (Tensor): (N, C, H, W).
+
+        Returns:
+            Tensor: (N, C, H, W).
+        """
+        return self._shift(x, self.bias)
+
+    def extra_repr(self) -> str:
+        return f'{self.num_channels}, binary={self.binary}'
+
+
+class RPReLU(nn.Module):
+    """ReActNet RPReLU: ``PReLU(x + b_in) + b_out`` per channel.
+
+    Shifts are added and initialised to zero; the PReLU slopes start at 0.25
+    like :class:`torch.nn.PReLU`.
+
+    Args:
+        num_channels (int): Number of channels C.
+
+    Shape:
+        - Input: (N, C, H, W).
+        - Output: (N, C, H, W).
+
+    Example:
+        >>> m = RPReLU(8)
+        >>> m(torch.randn(2, 8, 4, 4)).shape
+        torch.Size([2, 8, 4, 4])
+    """
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        self.bias_in = nn.Parameter(torch.zeros(num_channels))
+        self.weight = nn.Parameter(torch.full((num_channels, ), 0.25))
+        self.bias_out = nn.Parameter(torch.zeros(num_channels))
+
+    @staticmethod
+    def _rprelu(x: Tensor, bias_in: Tensor, weight: Tensor,
+                bias_out: Tensor) -> Tensor:
+        x = F.prelu(x + bias_in.view(1, -1, 1, 1), weight)
+        return x + bias_out.view(1, -1, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply shift, PReLU, shift.
+
+        Args:
+            x (Tensor): (N, C, H, W).
+
+        Returns:
+            Tensor: (N, C, H, W).
+        """
+        return self._rprelu(x, self.bias_in, self.weight, self.bias_out)
+
+    def extra_repr(self) -> str:
+        return f'{self.num_channels}'

@@ -1,0 +1,92 @@
+"""The command-line tools of tools/analysis_tools/ built on nasbnn_mm.nas.
+
+The ``--json`` outputs are checked in a subprocess, as a user runs them;
+the rest in-process, as starting Python with torch takes seconds.
+"""
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+DIGITS = osp.join(REPO, 'configs/_base_/search_spaces/nasbnn_digits.py')
+
+
+def _run(tool, *args):
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (REPO, env.get('PYTHONPATH')) if p)
+    return subprocess.run(
+        [sys.executable, osp.join(TOOLS, tool), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True)
+
+
+def _main(tool):
+    spec = importlib.util.spec_from_file_location(tool[:-3],
+                                                  osp.join(TOOLS, tool))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_get_ops_json():
+    result = _run('get_ops.py', 'B', '--json')
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out) == {'flops_m', 'int8ops_m', 'bops_m', 'ops_m'}
+    assert out['ops_m'] == pytest.approx(56.827816)
+    assert out['ops_m'] == pytest.approx(out['flops_m'] +
+                                         out['int8ops_m'] / 8 +
+                                         out['bops_m'] / 64)
+
+
+def test_space_size_json():
+    result = _run('space_size.py', '--json')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == dict(
+        total=3960359488725851308032, non_decreasing=332353674695147520)
+
+
+def test_get_ops_table_and_options(tmp_path, capsys):
+    spec = tmp_path / 'tiny.yaml'
+    spec.write_text('stem: c8_k3_g1\n'
+                    'stages: [[c16_k3_g1], [c32_k3_g1], [c64_k5_g2]]\n')
+    _main('get_ops.py')([str(spec), '--space', DIGITS, '--input-size', '64'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ['name', 'kind']
+    assert lines[1].split()[:2] == ['stem', 'int8ops']
+    assert lines[1].split()[7] == '32x32'
+    assert lines[-1].startswith('total: flops ')
+    _main('get_ops.py')(['F', '--input-size', '224', '224', '--json'])
+    assert json.loads(
+        capsys.readouterr().out)['ops_m'] == pytest.approx(179.828008)
+
+
+def test_get_ops_errors(capsys):
+    with pytest.raises(SystemExit) as e:
+        _main('get_ops.py')(['G', '--json'])
+    assert e.value.code == ("get_ops.py: error: arch 'G': neither a preset "
+                            '(A, B, C, D, E, F) nor an existing file')
+    with pytest.raises(SystemExit) as e:
+        _main('get_ops.py')(['A', '--input-size', '1', '2', '3'])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        'error: --input-size: expected N or H W, got 3 values\n')
+
+
+def test_space_size_text(capsys):
+    _main('space_size.py')([DIGITS, '--json'])
+    assert json.loads(capsys.readouterr().out) == dict(
+        total=584064, non_decreasing=209952)
+    _main('space_size.py')([])
+    out = capsys.readouterr().out
+    assert 'total:          3960359488725851308032 (3.96e+21)' in out
+    assert 'non-decreasing: 332353674695147520 (3.32e+17, 0.0084% of' in out
