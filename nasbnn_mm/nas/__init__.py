@@ -12,6 +12,8 @@ from .sampler import (RandomGenerator, crossover, mutate, ops_bounds,
                       sample_smallest)
 from .search_space import (BUILTIN_SPACES, DEFAULT_SPACE, LayerSpace,
                            SearchSpace, StageSpace)
+from .width_counter import WidthCost, count_width_cost
+from .width_fitness import width_fitness
 
 __all__ = [
     'DEFAULT_SPACE', 'BUILTIN_SPACES', 'LayerSpace', 'StageSpace',
@@ -20,5 +22,5 @@ __all__ = [
     'OPS_DIVISORS', 'OpsRow', 'OpsReport', 'count_arch_ops',
     'count_module_ops', 'RandomGenerator', 'ops_bounds', 'sample_smallest',
     'sample_largest', 'sample_random', 'sample_in_ops_range', 'mutate',
-    'crossover'
+    'crossover', 'WidthCost', 'count_width_cost', 'width_fitness'
 ]

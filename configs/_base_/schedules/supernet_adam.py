@@ -1,6 +1,7 @@
 # Supernet schedule of the paper (sec. 4.1.2): Adam, lr 5e-4, weight decay
 # 5e-6 on conv/linear weights only, cosine decay; validation of fixed subnets
-# after BN recalibration; the subnet sampler's state kept in checkpoints.
+# after BN recalibration. Supernet configs add `SamplerStateHook` to their
+# custom_hooks to keep the subnet sampler's state in checkpoints.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='Adam', lr=5e-4, betas=(0.9, 0.999),
@@ -23,7 +24,3 @@ val_cfg = dict(
 test_cfg = dict(
     type='nasbnn_mm.SubnetTestLoop', subnets=('largest', ),
     calibrate_batches=10)
-custom_hooks = [
-    dict(type='nasbnn_mm.SamplerStateHook'),
-    dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
-]

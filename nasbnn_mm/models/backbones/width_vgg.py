@@ -1,0 +1,254 @@
+"""Width-searchable binary VGG-small for CIFAR-10.
+
+"Searching for Accurate Binary Neural Architectures" (Shen et al., 2019,
+https://arxiv.org/abs/1909.07378) binarizes VGG-small with DoReFa (eq. 1) and
+searches one expansion ratio per layer (eq. 2). The first and the last layer
+stay full precision.
+
+This module also holds :func:`inherit_leading_channels`, the weight
+inheritance shared by the width-search backbones: every candidate starts from
+the first channels of a network trained at uniform 4x width.
+"""
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from nasbnn_mm.models.layers.dorefa import DoReFaActivation, DoReFaConv2d
+from nasbnn_mm.registry import MODELS
+from nasbnn_mm.utils import OptMultiConfig
+
+__all__ = [
+    'EXPAND_RATIOS', 'Ratios', 'WidthVGGSmall', 'inherit_leading_channels',
+    'parse_expand_ratios', 'parse_out_indices'
+]
+
+# The candidates of eq. (2).
+EXPAND_RATIOS = (0.25, 0.5, 1, 2, 3, 4)
+# One ratio per searchable layer, or one for all of them.
+Ratios = Union[float, Sequence[float]]
+
+
+def parse_expand_ratios(expand_ratios: Ratios, num_layers: int,
+                        layer_names: Sequence[str]) -> List[float]:
+    """Check expansion ratios and broadcast a single one to every layer.
+
+    Args:
+        expand_ratios (float | Sequence[float]): One ratio per searchable
+            layer, or one ratio for all of them (uniform expansion).
+        num_layers (int): Number of searchable layers n.
+        layer_names (Sequence[str]): Names of the searchable layers, in
+            order, used in error messages.
+
+    Returns:
+        list[float]: n ratios, each in :data:`EXPAND_RATIOS`.
+
+    Raises:
+        ValueError: If the length is not n or a ratio is not allowed.
+    """
+    if isinstance(expand_ratios, (int, float)):
+        ratios = [expand_ratios] * num_layers
+    else:
+        ratios = list(expand_ratios)
+        if len(ratios) != num_layers:
+            raise ValueError(
+                f'expand_ratios: got {len(ratios)} ratios, expected '
+                f'{num_layers}, one per searchable layer '
+                f'({", ".join(layer_names)})')
+    for i, ratio in enumerate(ratios):
+        if isinstance(ratio, bool) or ratio not in EXPAND_RATIOS:
+            raise ValueError(f'expand_ratios[{i}] ({layer_names[i]}): '
+                             f'{ratio!r} not in {EXPAND_RATIOS}')
+    return [float(ratio) for ratio in ratios]
+
+
+def parse_out_indices(out_indices: Optional[Sequence[int]], num_stages: int,
+                      num_classes: int) -> Tuple[int, ...]:
+    """Check the outputs of a backbone whose classifier is index num_stages.
+
+    Args:
+        out_indices (Sequence[int], optional): Stage indices in
+            ``[0, num_stages)``, and ``num_stages`` for the logits when there
+            is a classifier. None for the last output.
+        num_stages (int): Number of stages.
+        num_classes (int): Classes of the classifier; none when ``<= 0``.
+
+    Returns:
+        tuple[int]: The indices; ``(num_stages, )`` (the logits) or
+        ``(num_stages - 1, )`` (the last stage) when ``out_indices`` is None.
+
+    Raises:
+        ValueError: If an index is out of range.
+    """
+    last = num_stages if num_classes > 0 else num_stages - 1
+    if out_indices is None:
+        return (last, )
+    for index in out_indices:
+        if not 0 <= index <= last:
+            raise ValueError(f'out_indices: {index} not in 0..{last} '
+                             f'(num_classes={num_classes})')
+    return tuple(out_indices)
+
+
+def inherit_leading_channels(model: nn.Module,
+                             wide_state_dict: Mapping[str, Tensor]) -> None:
+    """Load the leading slice of every tensor of a wider network.
+
+    Sec. 3.1 (Initialization): the candidates are initialised from the
+    network trained at uniform 4x width by "intercepting the first
+    corresponding channels". Every entry of ``model.state_dict()`` takes
+    ``wide[:d0, :d1, ...]`` of the same key, its own shape. Channels are
+    the leading dimensions of convolution, BatchNorm and linear tensors, and
+    a flattened (C, H, W) feature keeps channel ``c`` in columns
+    ``[c * H * W, (c + 1) * H * W)``, so a prefix of columns is a prefix of
+    channels too.
+
+    Args:
+        model (nn.Module): The candidate, narrower than or as wide as the
+            wide network in every layer.
+        wide_state_dict (Mapping[str, Tensor]): State dict of the wide
+            network, same keys as ``model.state_dict()``.
+
+    Raises:
+        ValueError: If a key is missing, or a tensor has another number of
+            dimensions or is narrower than the candidate's.
+    """
+    own = model.state_dict()
+    sliced: Dict[str, Tensor] = {}
+    for key, target in own.items():
+        if key not in wide_state_dict:
+            raise ValueError(f'wide_state_dict: missing key {key!r}')
+        source = wide_state_dict[key]
+        if source.dim() != target.dim() or any(
+                s < t for s, t in zip(source.shape, target.shape)):
+            raise ValueError(
+                f'wide_state_dict[{key!r}]: shape {tuple(source.shape)} '
+                f'cannot be sliced to {tuple(target.shape)}')
+        sliced[key] = source[tuple(slice(0, t) for t in target.shape)]
+    model.load_state_dict(sliced)
+
+
+@MODELS.register_module()
+class WidthVGGSmall(BaseModule):
+    """Binary VGG-small with one expansion ratio per convolution.
+
+    VGG-small (Cai et al., HWGQ, 2017) on 32x32 inputs::
+
+        conv 128 - conv 128 - M - conv 256 - conv 256 - M
+        - conv 512 - conv 512 - M - FC
+
+    All convolutions are 3x3 with padding 1. Searchable layer ``i`` has
+    ``round(base_i * a_i)`` output channels, ``base = (128, 128, 256, 256,
+    512, 512)`` and ``a_i`` in ``(0.25, 0.5, 1, 2, 3, 4)``. Each stage is
+    ``conv - [max-pool] - BN - act`` twice; the max-pool ends a stage. With
+    ``binary=True`` the first convolution and the classifier are full
+    precision, the other five convolutions are :class:`DoReFaConv2d` and
+    ``act`` is :class:`DoReFaActivation`; ``binary=False`` gives the
+    full-precision reference (``nn.Conv2d`` and ReLU).
+
+    Like MMPretrain's ``VGG``, the classifier (``FC``, on the flattened
+    ``(C, 4, 4)`` map, as in the paper's VGG-small) is part of the backbone
+    when ``num_classes > 0``; use it with ``ClsHead`` and no neck. It needs
+    32x32 inputs.
+
+    Args:
+        expand_ratios (float | Sequence[float]): 6 ratios, one per
+            convolution, or one for all (uniform). Defaults to 1.0.
+        binary (bool): Binarize the middle layers. Defaults to True.
+        num_classes (int): Classes of the full-precision classifier; no
+            classifier when ``<= 0``. Defaults to -1.
+        out_indices (Sequence[int], optional): Outputs to return: stage
+            indices 0-2, and 3 for the classifier's logits. Defaults to
+            ``(3, )`` with a classifier, else ``(2, )``.
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to Kaiming for convolutions, constant 1 for BN and
+            normal (std 0.01) for the classifier.
+
+    Example:
+        >>> model = WidthVGGSmall([0.5, 1, 2, 1, 0.25, 4], out_indices=(0, 2))
+        >>> [tuple(o.shape) for o in model(torch.rand(1, 3, 32, 32))]
+        [(1, 128, 16, 16), (1, 2048, 4, 4)]
+    """
+
+    base_channels = (128, 128, 256, 256, 512, 512)
+    layer_names = ('conv0', 'conv1', 'conv2', 'conv3', 'conv4', 'conv5')
+    num_stages = 3
+
+    def __init__(
+        self,
+        expand_ratios: Ratios = 1.0,
+        binary: bool = True,
+        num_classes: int = -1,
+        out_indices: Optional[Sequence[int]] = None,
+        init_cfg: OptMultiConfig = [
+            dict(type='Kaiming', layer=['Conv2d']),
+            dict(type='Constant', val=1, layer=['_BatchNorm']),
+            dict(type='Normal', std=0.01, layer=['Linear'])
+        ]
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.expand_ratios = parse_expand_ratios(expand_ratios,
+                                                 len(self.base_channels),
+                                                 self.layer_names)
+        self.channels = [
+            int(round(base * ratio))
+            for base, ratio in zip(self.base_channels, self.expand_ratios)
+        ]
+        self.binary = binary
+        self.num_classes = num_classes
+        self.out_indices = parse_out_indices(out_indices, self.num_stages,
+                                             num_classes)
+
+        conv_binary = DoReFaConv2d if binary else nn.Conv2d
+        act = DoReFaActivation if binary else nn.ReLU
+        self.stages = nn.ModuleList()
+        in_channels = 3
+        for stage in range(self.num_stages):
+            layers = OrderedDict()
+            for j in (2 * stage, 2 * stage + 1):
+                out_channels = self.channels[j]
+                conv = nn.Conv2d if j == 0 else conv_binary
+                layers[f'conv{j}'] = conv(
+                    in_channels, out_channels, 3, padding=1, bias=False)
+                if j % 2 == 1:
+                    layers[f'pool{j}'] = nn.MaxPool2d(2, 2)
+                layers[f'bn{j}'] = nn.BatchNorm2d(out_channels)
+                layers[f'act{j}'] = act()
+                in_channels = out_channels
+            self.stages.append(nn.Sequential(layers))
+        if num_classes > 0:
+            # Full precision, on the flattened 4x4 map of a 32x32 input.
+            self.classifier = nn.Linear(in_channels * 16, num_classes)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Forward the stages and, if present, the classifier.
+
+        Args:
+            x (Tensor): Images, (N, 3, 32, 32).
+
+        Returns:
+            tuple[Tensor]: For each index in ``out_indices``, in increasing
+            order: the output of stage i, (N, C_{2i+1}, 32 / 2^(i+1),
+            32 / 2^(i+1)), or for index 3 the logits (N, num_classes).
+        """
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        if self.num_stages in self.out_indices:
+            outs.append(self.classifier(x.flatten(1)))
+        return tuple(outs)
+
+    def inherit_from(self, wide_state_dict: Mapping[str, Tensor]) -> None:
+        """Initialise from the leading channels of a wider VGG-small.
+
+        Args:
+            wide_state_dict (Mapping[str, Tensor]): State dict of a
+                :class:`WidthVGGSmall` at least as wide in every layer, with
+                the same ``binary`` and ``num_classes`` (typically the
+                uniform-4x network).
+        """
+        inherit_leading_channels(self, wide_state_dict)
