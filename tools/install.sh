@@ -56,7 +56,7 @@ PIP=("$PY" -m pip install --no-input --progress-bar off)
 
 log "torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION"
 "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
-"${PIP[@]}" "setuptools<70" wheel ninja "mmengine==$MMENGINE_VERSION"
+"${PIP[@]}" wheel ninja "mmengine==$MMENGINE_VERSION"
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     export FORCE_CUDA=1
@@ -73,6 +73,7 @@ else
     WHEEL=$(ls "$CACHE"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
     if [ -z "$WHEEL" ]; then
         log "building mmcv $MMCV_VERSION with ops ($DEVICE, $MAX_JOBS jobs; ~20 min on 2 cores)"
+        "${PIP[@]}" "setuptools<70"
         BUILD=$(mktemp -d)
         trap 'rm -rf "$BUILD"' EXIT
         "$PY" -m pip download --no-input --no-deps --no-binary :all: \
@@ -95,8 +96,9 @@ else
 fi
 
 log "mmdet, mmpretrain and the project"
-"${PIP[@]}" "mmdet==$MMDET_VERSION" "mmpretrain==$MMPRETRAIN_VERSION" \
-    pycocotools scikit-learn matplotlib
+# torch 2.14.1 wants setuptools>=77; mmengine imports pkg_resources (<81).
+"${PIP[@]}" "setuptools>=77,<81" "mmdet==$MMDET_VERSION" \
+    "mmpretrain==$MMPRETRAIN_VERSION" pycocotools scikit-learn matplotlib
 if [ "$DEV" = 1 ]; then
     "${PIP[@]}" --no-build-isolation -e "$REPO[tests]"
 else

@@ -1,0 +1,29 @@
+# Pipeline 2 on the digits: fine-tune an exported subnet with the paper's
+# recipe (sec. 4.1.2, official code: Adam, no weight decay, cosine decay,
+# plain cross-entropy) shortened to 10 epochs, lr scaled like the digits
+# supernet's (4x the paper's).
+#   python tools/train.py work_dirs/export/subnet_ft_cfg.py
+# where subnet_ft_cfg.py is written by `tools/export_subnet.py
+# --subnet-config configs/nasbnn/nasbnn-subnet_ft_digits.py --name subnet_ft`
+# (arch, head width and load_from set), or by hand with --cfg-options
+# load_from=<export>.pth model.backbone.arch=<arch.json>
+# model.head.in_channels=<last width>.
+_base_ = ['./nasbnn-subnet_digits.py']
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=4e-5, betas=(0.9, 0.999), weight_decay=0))
+max_epochs = 10
+param_scheduler = [
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        T_max=max_epochs,
+        convert_to_iter_based=True)
+]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
+default_hooks = dict(
+    checkpoint=dict(interval=5, max_keep_ckpts=1),
+    logger=dict(interval=10))
