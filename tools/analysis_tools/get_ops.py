@@ -1,22 +1,35 @@
-"""Count the OPs of a NAS-BNN subnet as the paper does.
+"""Count the OPs of a NAS-BNN subnet or of a whole model as the paper does.
 
 ``OPs = FLOPs + Int8OPs / 8 + BOPs / 64`` (see ``docs/search_space.md``);
 prints a per-layer table and the totals, or with ``--json`` only one JSON
 object ``{"flops_m", "int8ops_m", "bops_m", "ops_m"}`` (millions).
+
+ARCH is a Table 6 preset or an arch spec file (counted analytically in a
+search space), or a model config (``.py`` with a ``model``): the model is
+built and every conv/linear layer is counted by running it once at
+``--input-size`` (binary, 8-bit and full-precision layers recognised by
+type). For a two-stage detector, the backbone, neck and RPN run on the image
+and the RoI head is counted for ``test_cfg.rpn.max_per_img`` proposals.
 
 Example::
 
     python tools/analysis_tools/get_ops.py B
     python tools/analysis_tools/get_ops.py my_arch.yaml \\
         --space configs/_base_/search_spaces/nasbnn_digits.py --json
+    python tools/analysis_tools/get_ops.py \\
+        configs/nasbnn_det/faster-rcnn_nasbnn-b_fpn_1x_coco.py \\
+        --input-size 800 1333
 """
 import argparse
+import dataclasses
 import json
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
+
+import torch
 
 from nasbnn_mm.nas import (DEFAULT_SPACE, OpsReport, SearchSpace,
-                           count_arch_ops, load_arch)
+                           count_arch_ops, count_module_ops, load_arch)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -24,8 +37,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Count the OPs of a NAS-BNN subnet')
     parser.add_argument(
         'arch',
-        help='a preset of Table 6 (A, B, C, D, E, F) or an arch spec file '
-        '(.json, .yaml)')
+        help='a preset of Table 6 (A, B, C, D, E, F), an arch spec file '
+        '(.json, .yaml) or a model config (.py)')
     parser.add_argument(
         '--space',
         default=DEFAULT_SPACE,
@@ -49,12 +62,52 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def count_model_ops(config: str, size: Tuple[int, int]) -> OpsReport:
+    """Build the model of an mm config and count it at ``size`` (H, W)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    cfg = Config.fromfile(config)
+    if 'model' not in cfg:
+        raise ValueError(f'{config}: no `model` in the config')
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+    model = MODELS.build(cfg.model)
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is None:
+        forward = getattr(model, 'extract_feat', None)
+        return count_module_ops(model, (3, *size), forward)
+    num_rois = cfg.model.test_cfg.rpn.max_per_img
+
+    def forward(image: torch.Tensor) -> None:
+        feats = model.extract_feat(image)
+        model.rpn_head(feats)
+        # one RoI at the image centre; the RoI rows are scaled below
+        h, w = image.shape[2:]
+        rois = image.new_tensor([[0, w / 4, h / 4, 3 * w / 4, 3 * h / 4]])
+        roi_head._bbox_forward(feats, rois)
+
+    report = count_module_ops(model, (3, *size), forward)
+    report.rows = [
+        dataclasses.replace(row, macs=row.macs * num_rois)
+        if row.name.startswith('roi_head.') else row for row in report.rows
+    ]
+    return report
+
+
 def count_ops(args: argparse.Namespace) -> OpsReport:
-    """Count the subnet named by ``args.arch`` in ``args.space``."""
-    space = SearchSpace.from_config(args.space)
+    """Count the subnet or model named by ``args.arch``."""
     size = args.input_size
     if size is not None and len(size) == 1:
         size = size * 2
+    if args.arch.endswith('.py'):
+        if size is None:
+            raise ValueError('--input-size: required to count a model '
+                             'config, e.g. --input-size 800 1333')
+        return count_model_ops(args.arch, tuple(size))
+    space = SearchSpace.from_config(args.space)
     return count_arch_ops(load_arch(args.arch), space, size)
 
 
