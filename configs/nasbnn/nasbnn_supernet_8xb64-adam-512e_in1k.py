@@ -31,8 +31,9 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=16)
 default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=3))
 auto_scale_lr = dict(base_batch_size=512)
-# the subnet sampler's state goes into checkpoints (exact resume)
+# random states (subnet sampler, augmentations) go into checkpoints: exact
+# resume
 custom_hooks = [
-    dict(type='nasbnn_mm.SamplerStateHook'),
+    dict(type='nasbnn_mm.RandomStateHook'),
     dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
 ]

@@ -4,6 +4,6 @@ from .subnet_val_loop import SubnetTestLoop, SubnetValLoop, middle_subnet
 
 __all__ = [
     'recalibrate_bn', 'SubnetValLoop', 'SubnetTestLoop', 'middle_subnet',
-    'WeightsOnlyCheckpointHook', 'SamplerStateHook', 'to_weights_only',
+    'WeightsOnlyCheckpointHook', 'RandomStateHook', 'to_weights_only',
     'from_weights_only'
 ]

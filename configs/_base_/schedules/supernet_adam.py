@@ -1,7 +1,8 @@
 # Supernet schedule of the paper (sec. 4.1.2): Adam, lr 5e-4, weight decay
 # 5e-6 on conv/linear weights only, cosine decay; validation of fixed subnets
-# after BN recalibration. Supernet configs add `SamplerStateHook` to their
-# custom_hooks to keep the subnet sampler's state in checkpoints.
+# after BN recalibration. Supernet configs add `RandomStateHook` to their
+# custom_hooks to keep the random states (subnet sampler, augmentations) in
+# checkpoints, so that a resumed run continues exactly.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='Adam', lr=5e-4, betas=(0.9, 0.999),

@@ -1,9 +1,9 @@
 from .precision_map_hook import PrecisionMapHook, check_neck_in_channels
-from .sampler_state_hook import SamplerStateHook
+from .random_state_hook import RandomStateHook
 from .weights_only_checkpoint_hook import (WeightsOnlyCheckpointHook,
                                            from_weights_only, to_weights_only)
 
 __all__ = [
     'WeightsOnlyCheckpointHook', 'to_weights_only', 'from_weights_only',
-    'SamplerStateHook', 'PrecisionMapHook', 'check_neck_in_channels'
+    'RandomStateHook', 'PrecisionMapHook', 'check_neck_in_channels'
 ]
