@@ -25,5 +25,4 @@ param_scheduler = [
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
 default_hooks = dict(
-    checkpoint=dict(interval=5, max_keep_ckpts=1),
-    logger=dict(interval=10))
+    checkpoint=dict(interval=5, max_keep_ckpts=1), logger=dict(interval=10))

@@ -1,5 +1,5 @@
 # Embedded digits classification set (32×32 RGB), MMPretrain CustomDataset.
-# Made by `python tools/dataset_converters/prepare_digits.py --out data/digits`.
+# Made by: python tools/dataset_converters/prepare_digits.py --out data/digits
 dataset_type = 'CustomDataset'
 data_root = 'data/digits/cls'
 # Mean and std of the training images (white ink on black, all channels equal).

@@ -1,5 +1,5 @@
 # Embedded digits detection set (128×128 canvases), COCO format.
-# Made by `python tools/dataset_converters/prepare_digits.py --out data/digits`.
+# Made by: python tools/dataset_converters/prepare_digits.py --out data/digits
 dataset_type = 'CocoDataset'
 data_root = 'data/digits/det/'
 metainfo = dict(classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
