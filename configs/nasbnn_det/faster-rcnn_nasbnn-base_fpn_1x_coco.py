@@ -12,8 +12,9 @@ model = dict(
         arch='A',
         search_space='nasbnn_in1k',
         out_indices=(1, 2, 3, 4),
-        # the official stem quantizes weights only
+        # the official supernet's conventions (see configs/nasbnn/README.md)
         stem_quantize_input=False,
+        weight_norm='official',
         supernet_checkpoint='checkpoints/nasbnn_supernet_in1k.pth'),
     neck=dict(in_channels=[96, 192, 384, 768]))
 custom_hooks = [

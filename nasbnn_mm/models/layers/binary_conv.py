@@ -22,11 +22,13 @@ from .activations import RSign, sign_forward
 from .bi_transformation import BiTransformation
 
 __all__ = [
-    'SignSTEFunction', 'sign_ste', 'normalize_weight', 'binarize_weight',
-    'binary_conv_weight', 'BinaryConv2d'
+    'SignSTEFunction', 'sign_ste', 'normalize_weight', 'check_weight_norm',
+    'binarize_weight', 'binary_conv_weight', 'BinaryConv2d'
 ]
 
 WEIGHT_NORM_EPS = 1e-5  # eq. (6)
+# True is eq. (6) ('paper'); 'official' the official code's variant
+WEIGHT_NORM_CHOICES = (True, False, 'paper', 'official')
 
 
 class SignSTEFunction(torch.autograd.Function):
@@ -59,23 +61,41 @@ def sign_ste(x: Tensor) -> Tensor:
     return SignSTEFunction.apply(x)
 
 
-def normalize_weight(weight: Tensor, eps: float = WEIGHT_NORM_EPS) -> Tensor:
+def normalize_weight(weight: Tensor,
+                     eps: float = WEIGHT_NORM_EPS,
+                     style: str = 'paper') -> Tensor:
     """Channel-wise weight normalization, eq. (6).
 
-    ``(W - mean) / sqrt(var + eps)`` over each output channel, with the
-    biased (population) variance, the convention of normalization layers.
+    ``style='paper'``: ``(W - mean) / sqrt(var + eps)`` over each output
+    channel, with the biased (population) variance, the convention of
+    normalization layers. ``style='official'``: ``(W - mean) / std`` with
+    the unbiased standard deviation and no ``eps``, as the official NAS-BNN
+    code computes it (needed to reproduce its checkpoints exactly).
 
     Args:
         weight (Tensor): (C_out, C_in, kh, kw).
-        eps (float): Added to the variance. Defaults to 1e-5 as in eq. (6).
+        eps (float): Added to the variance ('paper'). Defaults to 1e-5 as
+            in eq. (6).
+        style (str): 'paper' or 'official'. Defaults to 'paper'.
 
     Returns:
         Tensor: (C_out, C_in, kh, kw), each output channel with mean 0 and
-        biased variance ``var / (var + eps)``.
+        biased variance ``var / (var + eps)`` ('paper').
     """
     flat = weight.flatten(1)
+    if style == 'official':
+        std, mean = torch.std_mean(flat, dim=1, correction=1, keepdim=True)
+        return ((flat - mean) / std).view_as(weight)
     var, mean = torch.var_mean(flat, dim=1, correction=0, keepdim=True)
     return ((flat - mean) * torch.rsqrt(var + eps)).view_as(weight)
+
+
+def check_weight_norm(weight_norm: Union[bool, str]) -> Union[bool, str]:
+    """Validate a ``weight_norm`` switch (see :class:`BinaryConv2d`)."""
+    if weight_norm not in WEIGHT_NORM_CHOICES:
+        raise ValueError(f'weight_norm: {weight_norm!r} not in '
+                         f'{WEIGHT_NORM_CHOICES}')
+    return weight_norm
 
 
 def binarize_weight(weight: Tensor) -> Tensor:
@@ -96,7 +116,8 @@ def binarize_weight(weight: Tensor) -> Tensor:
     return sign_ste(weight) * alpha
 
 
-def binary_conv_weight(weight: Tensor, binary: bool, weight_norm: bool,
+def binary_conv_weight(weight: Tensor, binary: bool,
+                       weight_norm: Union[bool, str],
                        bi_transform: Optional[nn.Module]) -> Tensor:
     """The weight a binary convolution convolves with.
 
@@ -104,7 +125,8 @@ def binary_conv_weight(weight: Tensor, binary: bool, weight_norm: bool,
         weight (Tensor): Shared full-precision weight (C_out, C_in, kh, kw).
         binary (bool): Binary weights (``alpha * sign``); otherwise the
             full-precision weight is used (Bi-Teacher FWBA, FWFA).
-        weight_norm (bool): Apply eq. (6) first.
+        weight_norm (bool | str): Apply eq. (6) first (True or 'paper'),
+            or its 'official' variant (see :func:`normalize_weight`).
         bi_transform (nn.Module, optional): Bi-Transformation, applied only
             when ``binary`` is True.
 
@@ -114,7 +136,8 @@ def binary_conv_weight(weight: Tensor, binary: bool, weight_norm: bool,
     if binary and bi_transform is not None:
         weight = bi_transform(weight)
     if weight_norm:
-        weight = normalize_weight(weight)
+        style = 'official' if weight_norm == 'official' else 'paper'
+        weight = normalize_weight(weight, style=style)
     return binarize_weight(weight) if binary else weight
 
 
@@ -148,8 +171,9 @@ class BinaryConv2d(nn.Conv2d):
         groups (int): Groups. Defaults to 1.
         bias (bool): Full-precision bias. Defaults to True.
         padding_mode (str): As in ``Conv2d``. Defaults to 'zeros'.
-        weight_norm (bool): Channel-wise weight normalization, eq. (6).
-            Defaults to True.
+        weight_norm (bool | str): Channel-wise weight normalization, eq. (6)
+            (True or 'paper'), the official code's variant ('official', see
+            :func:`normalize_weight`), or none (False). Defaults to True.
         bi_transform (bool): Learnable Bi-Transformation (eq. 5) of the
             ``kh*kw`` kernel; 1x1 kernels never get one (a scalar that the
             normalization cancels). Defaults to True.
@@ -178,12 +202,12 @@ class BinaryConv2d(nn.Conv2d):
                  groups: int = 1,
                  bias: bool = True,
                  padding_mode: str = 'zeros',
-                 weight_norm: bool = True,
+                 weight_norm: Union[bool, str] = True,
                  bi_transform: bool = True,
                  binarize_input: bool = True) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride,
                          padding, dilation, groups, bias, padding_mode)
-        self.weight_norm = weight_norm
+        self.weight_norm = check_weight_norm(weight_norm)
         kh, kw = self.kernel_size
         self.bi_transform = None
         if bi_transform and kh * kw > 1:

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .bi_transformation import BiTransformation
-from .binary_conv import BinaryConv2d, binary_conv_weight
+from .binary_conv import (BinaryConv2d, binary_conv_weight,
+                          check_weight_norm)
 from .kernel_transformation import KernelTransformation
 
 __all__ = ['DynamicBinaryConv2d']
@@ -76,7 +77,8 @@ class DynamicBinaryConv2d(nn.Module):
             divide ``max_in_channels``. Defaults to 1.
         stride (int): Stride. Defaults to 1.
         dilation (int): Dilation. Defaults to 1.
-        weight_norm (bool): Weight normalization, eq. (6). Defaults to True.
+        weight_norm (bool | str): Weight normalization, eq. (6); see
+            :class:`BinaryConv2d`. Defaults to True.
         bi_transform (bool): Bi-Transformation per kernel size > 1, eq. (5).
             Defaults to True.
         group_slicing (str): 'prefix' or 'cyclic'. Defaults to 'prefix'.
@@ -104,7 +106,7 @@ class DynamicBinaryConv2d(nn.Module):
                  groups: Union[int, Sequence[int]] = 1,
                  stride: int = 1,
                  dilation: int = 1,
-                 weight_norm: bool = True,
+                 weight_norm: Union[bool, str] = True,
                  bi_transform: bool = True,
                  group_slicing: str = 'prefix') -> None:
         super().__init__()
@@ -126,7 +128,7 @@ class DynamicBinaryConv2d(nn.Module):
         self.max_kernel_size = self.kernel_sizes[-1]
         self.stride = stride
         self.dilation = dilation
-        self.weight_norm = weight_norm
+        self.weight_norm = check_weight_norm(weight_norm)
         self.group_slicing = group_slicing
         self.weight = nn.Parameter(
             torch.empty(max_out_channels, max_in_channels // min_groups,
