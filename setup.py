@@ -5,6 +5,7 @@ against the installed torch with its C++ standard raised): use
 ``bash tools/install.sh``, which installs the stack in the order that works and
 then this package in editable mode.
 """
+import glob
 import os.path as osp
 
 from setuptools import find_packages, setup
@@ -27,6 +28,23 @@ def read_version() -> str:
     return scope['__version__']
 
 
+def binary_extension() -> dict:
+    """Build arguments of the C++ kernels ``nasbnn_mm._ext``.
+
+    Compiled for the baseline ISA: the AVX2 and AVX-512 kernels carry
+    per-function target attributes and are picked at run time, so the
+    module loads on any x86-64 (or non-x86) CPU. ``-ffp-contract=off``
+    keeps every kernel path's float epilogue rounding alike.
+    """
+    from torch.utils.cpp_extension import BuildExtension, CppExtension
+    sources = sorted(glob.glob('nasbnn_mm/ops/csrc/*.cpp'))
+    ext = CppExtension(
+        'nasbnn_mm._ext',
+        sources,
+        extra_compile_args=['-O3', '-std=c++20', '-ffp-contract=off'])
+    return dict(ext_modules=[ext], cmdclass={'build_ext': BuildExtension})
+
+
 setup(
     name='nasbnn_mm',
     version=read_version(),
@@ -42,4 +60,5 @@ setup(
     install_requires=read_requirements('runtime'),
     extras_require={'tests': read_requirements('tests')},
     zip_safe=False,
+    **binary_extension(),
 )

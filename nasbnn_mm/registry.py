@@ -19,18 +19,16 @@ __all__ = [
 ]
 
 MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, locations=['nasbnn_mm.models'])
+    'model',
+    parent=MMENGINE_MODELS,
+    locations=['nasbnn_mm.models', 'nasbnn_mm.deploy'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,
     locations=['nasbnn_mm.models'])
-LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, locations=['nasbnn_mm.engine'])
-HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, locations=['nasbnn_mm.engine'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['nasbnn_mm.engine'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['nasbnn_mm.engine'])
 DATASETS = Registry(
     'dataset', parent=MMENGINE_DATASETS, locations=['nasbnn_mm.datasets'])
 TRANSFORMS = Registry(
-    'transform',
-    parent=MMENGINE_TRANSFORMS,
-    locations=['nasbnn_mm.datasets'])
+    'transform', parent=MMENGINE_TRANSFORMS, locations=['nasbnn_mm.datasets'])

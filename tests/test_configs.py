@@ -9,8 +9,9 @@ from mmengine.registry import DATASETS, MODELS, init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def _rel(path: str) -> str:

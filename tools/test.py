@@ -18,7 +18,7 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from nasbnn_mm.utils import apply_common_args
+from nasbnn_mm.utils import apply_common_args, init_cpu_process_group
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,9 +78,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main() -> int:
     args = parse_args()
+    init_cpu_process_group(args.launcher)
     if not osp.isfile(args.checkpoint):
-        print(f'error: checkpoint {args.checkpoint!r} does not exist',
-              file=sys.stderr)
+        print(
+            f'error: checkpoint {args.checkpoint!r} does not exist',
+            file=sys.stderr)
         return 2
     cfg = merge_args(Config.fromfile(args.config), args)
     try:
@@ -89,10 +91,11 @@ def main() -> int:
     except FileNotFoundError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(json.dumps({
-        k: float(v)
-        for k, v in metrics.items() if isinstance(v, numbers.Number)
-    }))
+    print(
+        json.dumps({
+            k: float(v)
+            for k, v in metrics.items() if isinstance(v, numbers.Number)
+        }))
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from nasbnn_mm.utils import apply_common_args
+from nasbnn_mm.utils import apply_common_args, init_cpu_process_group
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,6 +67,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main() -> int:
     args = parse_args()
+    init_cpu_process_group(args.launcher)
     cfg = merge_args(Config.fromfile(args.config), args)
     try:
         runner = Runner.from_cfg(cfg)

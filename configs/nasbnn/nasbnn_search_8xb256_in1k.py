@@ -11,16 +11,12 @@
 #       --launcher pytorch
 _base_ = ['./nasbnn_supernet_8xb64-adam-512e_in1k.py']
 
-# TODO(lead): drop the second import once nasbnn_mm/engine/__init__.py
-# imports evolution_search_loop.
-custom_imports = dict(
-    imports=['nasbnn_mm', 'nasbnn_mm.engine.evolution_search_loop'],
-    allow_failed_imports=False)
-
 # BN calibration batches: the same 10 x 256 images on every GPU (the
 # calibration is not sharded, so the result does not depend on the number
-# of GPUs); they stay in memory as uint8 (about 385 MB).
-train_dataloader = dict(batch_size=256)
+# of GPUs); they stay in memory as uint8 (about 385 MB). They come from the
+# training images not held out for the search.
+train_dataloader = dict(
+    batch_size=256, dataset=dict(ann_file='meta/train_search.txt'))
 train_cfg = dict(
     _delete_=True,
     type='nasbnn_mm.EvolutionSearchLoop',

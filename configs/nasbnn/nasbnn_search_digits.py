@@ -6,13 +6,7 @@
 #       --work-dir work_dirs/search_digits
 _base_ = ['./nasbnn_supernet_digits.py']
 
-# TODO(lead): drop the second import once nasbnn_mm/engine/__init__.py
-# imports evolution_search_loop.
-custom_imports = dict(
-    imports=['nasbnn_mm', 'nasbnn_mm.engine.evolution_search_loop'],
-    allow_failed_imports=False)
-
-# BN calibration batches (the search trains nothing): 4 x 32 images.
+# BN calibration batches (the search trains nothing): 2 x 32 images.
 train_dataloader = dict(batch_size=32)
 train_cfg = dict(
     _delete_=True,
@@ -21,8 +15,8 @@ train_cfg = dict(
         type='nasbnn_mm.SupernetSearchProblem',
         # top-1 on the 50 held-out training images (5 per class)
         eval_dataloader={{_base_.search_val_dataloader}},
-        # the same 4 training batches recalibrate every candidate's BN
-        calibrate_batches=4,
+        # the same 2 training batches recalibrate every candidate's BN
+        calibrate_batches=2,
         seed=0),
     # 30 + 4 x (10 + 10) = 110 distinct candidates
     max_generations=4,
@@ -38,7 +32,9 @@ train_cfg = dict(
     save_interval=0)
 
 # No LR schedule, no validation loop, no checkpoints: the loop writes
-# search_state.json, pareto.json and pareto.png itself.
+# search_state.json, pareto.json and pareto.png itself. Under a launcher
+# the model only needs its weights broadcast, not DDP (which wants a GPU).
+model_wrapper_cfg = dict(type='nasbnn_mm.SandwichDataParallel')
 param_scheduler = None
 val_dataloader = None
 val_cfg = None

@@ -36,8 +36,7 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
-default_hooks = dict(
-    checkpoint=dict(interval=10), logger=dict(interval=10))
+default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=10))
 # random states (subnet sampler, augmentations) go into checkpoints: exact
 # resume
 custom_hooks = [

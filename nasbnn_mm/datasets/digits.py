@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
-    'CLASSES', 'CLS_SPLITS', 'DET_SPLITS', 'load_digit_scans',
-    'split_indices', 'write_classification_set', 'write_detection_set',
-    'prepare_digits', 'check_digits_root'
+    'CLASSES', 'CLS_SPLITS', 'DET_SPLITS', 'load_digit_scans', 'split_indices',
+    'write_classification_set', 'write_detection_set', 'prepare_digits',
+    'check_digits_root'
 ]
 
 CLASSES = tuple(str(d) for d in range(10))
@@ -80,13 +80,12 @@ def split_indices(labels: np.ndarray, val_ratio: float,
 
 def _to_rgb(scan: np.ndarray, size: int) -> Image.Image:
     """Upscale an 8×8 scan to ``size``×``size`` RGB with bilinear filter."""
-    image = Image.fromarray(scan, mode='L').resize((size, size),
-                                                   Image.BILINEAR)
+    image = Image.fromarray(
+        scan, mode='L').resize((size, size), Image.BILINEAR)
     return image.convert('RGB')
 
 
-def write_classification_set(root: str, images: np.ndarray,
-                             labels: np.ndarray,
+def write_classification_set(root: str, images: np.ndarray, labels: np.ndarray,
                              splits: Dict[str, np.ndarray],
                              image_size: int) -> Dict[str, int]:
     """Write ``<root>/cls/<split>/<digit>/<index>.png`` for every split.
@@ -99,8 +98,7 @@ def write_classification_set(root: str, images: np.ndarray,
         for digit in CLASSES:
             os.makedirs(osp.join(root, 'cls', split, digit), exist_ok=True)
         for i in indices:
-            path = osp.join(root, 'cls', split, str(labels[i]),
-                            f'{i:04d}.png')
+            path = osp.join(root, 'cls', split, str(labels[i]), f'{i:04d}.png')
             _to_rgb(images[i], image_size).save(path)
         counts[split] = len(indices)
     return counts
@@ -142,7 +140,8 @@ def _render_canvas(
         objects.append(
             dict(
                 bbox=[int(x0), int(y0),
-                      int(x1 - x0), int(y1 - y0)],
+                      int(x1 - x0),
+                      int(y1 - y0)],
                 label=int(labels[choice])))
     return canvas, objects
 
@@ -199,16 +198,18 @@ def write_detection_set(root: str, split: str, scans: np.ndarray,
         images=len(coco['images']), annotations=len(coco['annotations']))
 
 
-def prepare_digits(root: str,
-                   seed: int = 0,
-                   image_size: int = 32,
-                   val_ratio: float = 0.2,
-                   search_val_per_class: int = 5,
-                   num_train_canvases: int = 800,
-                   num_val_canvases: int = 200,
-                   canvas_size: int = 128,
-                   digits_per_canvas: Tuple[int, int] = (1, 4),
-                   digit_size: Tuple[int, int] = (20, 44)) -> dict:
+def prepare_digits(
+    root: str,
+    seed: int = 0,
+    image_size: int = 32,
+    val_ratio: float = 0.2,
+    search_val_per_class: int = 5,
+    num_train_canvases: int = 800,
+    num_val_canvases: int = 200,
+    canvas_size: int = 128,
+    digits_per_canvas: Tuple[int, int] = (1, 4),
+    digit_size: Tuple[int, int] = (20, 44)
+) -> dict:
     """Write both digits datasets under ``root`` and return their counts.
 
     Args:
@@ -249,12 +250,9 @@ def prepare_digits(root: str,
     meta['det'] = {}
     for split in DET_SPLITS:
         idx = det_sources[split]
-        meta['det'][split] = write_detection_set(root, split, images[idx],
-                                                 labels[idx],
-                                                 det_counts[split],
-                                                 canvas_size,
-                                                 digits_per_canvas,
-                                                 digit_size, rng)
+        meta['det'][split] = write_detection_set(
+            root, split, images[idx], labels[idx], det_counts[split],
+            canvas_size, digits_per_canvas, digit_size, rng)
     with open(osp.join(root, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=2)
     return meta

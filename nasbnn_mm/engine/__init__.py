@@ -1,9 +1,19 @@
 from .bn_calibration import recalibrate_bn
-from .hooks import *  # noqa: F401,F403
+from .evolution_search_loop import (EvolutionSearchLoop, bucket_index,
+                                    build_problem, num_buckets, pareto_front,
+                                    rank_by_fitness)
+from .hooks import (PrecisionMapHook, RandomStateHook,
+                    WeightsOnlyCheckpointHook, check_neck_in_channels,
+                    from_weights_only, to_weights_only)
+from .search_problems import (SEARCH_PROBLEMS, SearchProblem, StridedSampler,
+                              SupernetSearchProblem, strided_indices)
 from .subnet_val_loop import SubnetTestLoop, SubnetValLoop, middle_subnet
 
 __all__ = [
-    'recalibrate_bn', 'SubnetValLoop', 'SubnetTestLoop', 'middle_subnet',
-    'WeightsOnlyCheckpointHook', 'RandomStateHook', 'to_weights_only',
-    'from_weights_only'
+    'recalibrate_bn', 'EvolutionSearchLoop', 'bucket_index', 'build_problem',
+    'num_buckets', 'pareto_front', 'rank_by_fitness', 'SEARCH_PROBLEMS',
+    'SearchProblem', 'StridedSampler', 'SupernetSearchProblem',
+    'strided_indices', 'SubnetValLoop', 'SubnetTestLoop', 'middle_subnet',
+    'WeightsOnlyCheckpointHook', 'RandomStateHook', 'PrecisionMapHook',
+    'check_neck_in_channels', 'to_weights_only', 'from_weights_only'
 ]

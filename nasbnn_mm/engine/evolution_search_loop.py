@@ -38,8 +38,7 @@ from .search_problems import SEARCH_PROBLEMS, SearchProblem
 
 __all__ = [
     'EvolutionSearchLoop', 'OBJECTIVES', 'STATE_FILE', 'build_problem',
-    'num_buckets',
-    'bucket_index', 'pareto_front', 'rank_by_fitness'
+    'num_buckets', 'bucket_index', 'pareto_front', 'rank_by_fitness'
 ]
 
 OBJECTIVES = ('pareto', 'fitness')
@@ -49,10 +48,9 @@ _STATE_FORMAT = 'nasbnn_mm.EvolutionSearchLoop/1'
 # filling (a small space can run out of new candidates near the front).
 _TRIES_PER_CANDIDATE = 50
 # Settings a resumed search must share with the saved one.
-_RESUME_SETTINGS = ('seed', 'population_size', 'num_mutation',
-                    'num_crossover', 'mutate_prob', 'cost_range',
-                    'bucket_step', 'objective', 'trade_off', 'cost_ref',
-                    'num_parents')
+_RESUME_SETTINGS = ('seed', 'population_size', 'num_mutation', 'num_crossover',
+                    'mutate_prob', 'cost_range', 'bucket_step', 'objective',
+                    'trade_off', 'cost_ref', 'num_parents')
 # Slack of bucket edges against rounding of float OPs sums.
 _EPS = 1e-9
 
@@ -89,8 +87,8 @@ def bucket_index(cost: float, cost_range: CostRange, step: float) -> int:
     return min(max(index, 0), num_buckets(cost_range, step) - 1)
 
 
-def pareto_front(records: Sequence[Tuple[float, float]],
-                 cost_range: CostRange, step: float) -> List[int]:
+def pareto_front(records: Sequence[Tuple[float, float]], cost_range: CostRange,
+                 step: float) -> List[int]:
     """The most accurate record of each cost bucket.
 
     Args:
@@ -117,8 +115,8 @@ def pareto_front(records: Sequence[Tuple[float, float]],
     return [best[b] for b in sorted(best)]
 
 
-def rank_by_fitness(records: Sequence[Tuple[float, float]],
-                    cost_ref: float, trade_off: float) -> List[int]:
+def rank_by_fitness(records: Sequence[Tuple[float, float]], cost_ref: float,
+                    trade_off: float) -> List[int]:
     """Indices of ``(cost, accuracy)`` records by decreasing fitness.
 
     Fitness is :func:`~nasbnn_mm.nas.width_fitness.width_fitness`,
@@ -147,9 +145,8 @@ def build_problem(cfg: ConfigType, runner,
         raise ValueError('problem: missing key \'type\', e.g. '
                          "'nasbnn_mm.SupernetSearchProblem'")
     problem_type = cfg.pop('type')
-    cls = problem_type if isinstance(problem_type,
-                                     type) else SEARCH_PROBLEMS.get(
-                                         problem_type)
+    cls = problem_type if isinstance(
+        problem_type, type) else SEARCH_PROBLEMS.get(problem_type)
     if cls is None or not issubclass(cls, SearchProblem):
         raise ValueError(
             f'problem.type: {problem_type!r} is not a registered search '
@@ -237,14 +234,18 @@ class EvolutionSearchLoop(BaseLoop):
             candidates within a generation; 0 saves only between
             generations. Defaults to 0.
 
-    Example:
-        >>> train_cfg = dict(
-        ...     type='nasbnn_mm.EvolutionSearchLoop',
-        ...     problem=dict(type='nasbnn_mm.SupernetSearchProblem',
-        ...                  eval_dataloader=search_val_dataloader),
-        ...     max_generations=20, population_size=512, num_mutation=128,
-        ...     num_crossover=128, mutate_prob=0.2, cost_range=(40, 250),
-        ...     bucket_step=10)
+    Example (a config; run with ``tools/search.py CONFIG CHECKPOINT``)::
+
+        train_cfg = dict(
+            _delete_=True,
+            type='nasbnn_mm.EvolutionSearchLoop',
+            problem=dict(
+                type='nasbnn_mm.SupernetSearchProblem',
+                eval_dataloader={{_base_.search_val_dataloader}},
+                calibrate_batches=10),
+            max_generations=20, population_size=512, num_mutation=128,
+            num_crossover=128, mutate_prob=0.2, cost_range=(40, 250),
+            bucket_step=10)
     """
 
     def __init__(self,
@@ -269,12 +270,14 @@ class EvolutionSearchLoop(BaseLoop):
         # NOTE: no BaseLoop.__init__, which would build the (sharded)
         # training dataloader: the problem builds the loaders it needs.
         self._runner = runner
-        for name, value, least in (('max_generations', max_generations, 0),
-                                   ('population_size', population_size, 1),
-                                   ('num_mutation', num_mutation, 0),
-                                   ('num_crossover', num_crossover, 0),
-                                   ('num_parents', num_parents, 1),
-                                   ('save_interval', save_interval, 0)):
+        counts = dict(
+            max_generations=(max_generations, 0),
+            population_size=(population_size, 1),
+            num_mutation=(num_mutation, 0),
+            num_crossover=(num_crossover, 0),
+            num_parents=(num_parents, 1),
+            save_interval=(save_interval, 0))
+        for name, (value, least) in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) \
                     or value < least:
                 raise ValueError(f'{name}: {value!r} must be an int >= '
@@ -307,8 +310,7 @@ class EvolutionSearchLoop(BaseLoop):
         self.num_crossover = num_crossover
         self.mutate_prob = float(mutate_prob)
         self.cost_range = cost_range
-        self.bucket_step = None if bucket_step is None else float(
-            bucket_step)
+        self.bucket_step = None if bucket_step is None else float(bucket_step)
         self.objective = objective
         self.trade_off = float(trade_off)
         self.num_parents = num_parents
@@ -317,9 +319,9 @@ class EvolutionSearchLoop(BaseLoop):
         self.resume = resume
         self.save_interval = save_interval
 
-        self.problem = problem if isinstance(
-            problem, SearchProblem) else build_problem(problem, runner,
-                                                       dataloader)
+        if not isinstance(problem, SearchProblem):
+            problem = build_problem(problem, runner, dataloader)
+        self.problem = problem
         # mmengine's hooks read ``runner.train_dataloader``.
         self.dataloader = self.problem.dataloader
         if self.dataloader is None:
@@ -359,6 +361,11 @@ class EvolutionSearchLoop(BaseLoop):
     def iter(self) -> int:
         """Same as :attr:`epoch`."""
         return self._generation
+
+    @property
+    def num_evaluated(self) -> int:
+        """Number of distinct candidates evaluated so far."""
+        return len(self._candidates)
 
     @property
     def work_dir(self) -> str:
@@ -461,8 +468,7 @@ class EvolutionSearchLoop(BaseLoop):
                     seen.add(candidate)
                     out.append(candidate)
             self._fill('random candidates', self.population_size - len(out),
-                       lambda: problem.sample(rng, self.cost_range), seen,
-                       out)
+                       lambda: problem.sample(rng, self.cost_range), seen, out)
             return out
         parents = self.parents()
         if not parents:
@@ -574,8 +580,8 @@ class EvolutionSearchLoop(BaseLoop):
             format=_STATE_FORMAT,
             settings=self._settings(),
             generation=self._generation,
-            pending=None if self._pending is None else
-            [to_dict(c) for c in self._pending],
+            pending=None
+            if self._pending is None else [to_dict(c) for c in self._pending],
             rng_state=[version, list(internal), gauss],
             evaluated=[
                 dict(arch=to_dict(c), **r)
@@ -644,13 +650,11 @@ class EvolutionSearchLoop(BaseLoop):
     def front_records(self) -> List[dict]:
         """The front as ``{'arch', <cost_key>, 'top1'}`` sorted by cost."""
         key = self.problem.cost_key
-        records = [
-            {
-                'arch': self.problem.to_dict(self._candidates[i]),
-                key: self._records[i]['cost'],
-                'top1': self._records[i]['top1'],
-            } for i in self._front
-        ]
+        records = [{
+            'arch': self.problem.to_dict(self._candidates[i]),
+            key: self._records[i]['cost'],
+            'top1': self._records[i]['top1'],
+        } for i in self._front]
         return sorted(records, key=lambda r: r[key])
 
     def best_records(self) -> List[dict]:
@@ -661,11 +665,15 @@ class EvolutionSearchLoop(BaseLoop):
                                  self.trade_off)[:self.num_parents]:
             r = self._records[i]
             out.append({
-                'arch': self.problem.to_dict(self._candidates[i]),
-                key: r['cost'],
-                'top1': r['top1'],
-                'fitness': width_fitness(r['top1'], r['cost'], self.cost_ref,
-                                         self.trade_off),
+                'arch':
+                self.problem.to_dict(self._candidates[i]),
+                key:
+                r['cost'],
+                'top1':
+                r['top1'],
+                'fitness':
+                width_fitness(r['top1'], r['cost'], self.cost_ref,
+                              self.trade_off),
             })
         return out
 
@@ -721,7 +729,7 @@ class EvolutionSearchLoop(BaseLoop):
                        c='tab:blue',
                        label='best fitness')
         ax.set_xlabel(self.problem.cost_label)
-        ax.set_ylabel('top-1 accuracy (%)')
+        ax.set_ylabel('top-1 accuracy (%), search split')
         ax.set_title(f'evolution search: {len(costs)} candidates, '
                      f'{self.max_generations + 1} generations')
         ax.grid(alpha=0.3)

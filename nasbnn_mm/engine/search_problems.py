@@ -49,8 +49,7 @@ Candidate = Hashable
 CostRange = Optional[Tuple[float, float]]
 
 
-def strided_indices(num_samples: int, rank: int,
-                    world_size: int) -> range:
+def strided_indices(num_samples: int, rank: int, world_size: int) -> range:
     """Indices of a dataset that ``rank`` evaluates: every world_size-th.
 
     The ranks' subsets are disjoint and cover ``range(num_samples)``
@@ -126,7 +125,8 @@ class SearchProblem:
         """Candidates every initial population starts with (may be none)."""
         return []
 
-    def sample(self, rng: random.Random,
+    def sample(self,
+               rng: random.Random,
                cost_range: CostRange = None) -> Candidate:
         """Draw a random candidate, within ``cost_range`` if given."""
         raise NotImplementedError
@@ -209,12 +209,12 @@ class SupernetSearchProblem(SearchProblem):
         seed (int): Seed of the calibration batches' order and transforms.
             Defaults to 0.
 
-    Example:
-        >>> # in a config, as ``train_cfg.problem``
-        >>> problem = dict(
-        ...     type='nasbnn_mm.SupernetSearchProblem',
-        ...     eval_dataloader=dict(batch_size=128, ...),
-        ...     calibrate_batches=10)
+    Example (``train_cfg.problem`` of a search config)::
+
+        problem = dict(
+            type='nasbnn_mm.SupernetSearchProblem',
+            eval_dataloader={{_base_.search_val_dataloader}},
+            calibrate_batches=10)
     """
 
     cost_key = 'ops_m'
@@ -245,8 +245,7 @@ class SupernetSearchProblem(SearchProblem):
         generator = torch.Generator().manual_seed(seed)
         self.dataloader = _loader(
             train_dataloader, dataset,
-            torch.utils.data.RandomSampler(dataset, generator=generator),
-            seed)
+            torch.utils.data.RandomSampler(dataset, generator=generator), seed)
         dataset = _build_dataset(eval_dataloader)
         if len(dataset) == 0:
             raise ValueError('eval_dataloader: the dataset is empty')
@@ -282,7 +281,8 @@ class SupernetSearchProblem(SearchProblem):
             sample_largest(self.space, self.non_decreasing)
         ]
 
-    def sample(self, rng: RandomGenerator,
+    def sample(self,
+               rng: RandomGenerator,
                cost_range: CostRange = None) -> ArchSpec:
         """Draw a subnet, with OPs in ``cost_range`` if given."""
         if cost_range is None:
@@ -318,9 +318,8 @@ class SupernetSearchProblem(SearchProblem):
         model.set_subnet(candidate)
         with binarization(model, weights=True, activations=True):
             recalibrate_bn(
-                model, self.calibration_batches(),
-                lambda batch: model(self._inputs(batch)['inputs'],
-                                    mode='tensor'))
+                model, self.calibration_batches(), lambda batch: model(
+                    self._inputs(batch)['inputs'], mode='tensor'))
             model.eval()
             correct, total = 0, 0
             for batch in self.eval_loader:
@@ -354,4 +353,3 @@ def _labels(data_samples: Sequence) -> torch.Tensor:
         raise ValueError('data_samples: top-1 needs one gt_label per image, '
                          f'got {labels.numel()} for {len(data_samples)}')
     return labels
-

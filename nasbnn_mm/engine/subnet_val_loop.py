@@ -17,7 +17,8 @@ __all__ = ['SubnetValLoop', 'SubnetTestLoop', 'middle_subnet']
 SubnetType = Union[str, dict]
 
 
-def middle_subnet(space, non_decreasing: bool = True,
+def middle_subnet(space,
+                  non_decreasing: bool = True,
                   seed: int = 0) -> ArchSpec:
     """A fixed subnet with OPs near the middle of the space's OPs range.
 
@@ -60,8 +61,8 @@ class _SubnetLoopMixin:
                 resolved.append((cfg.get('name', f'subnet{i}'),
                                  model.backbone.resolve_arch(cfg['arch'])))
             else:
-                resolved.append((f'subnet{i}',
-                                 model.backbone.resolve_arch(cfg)))
+                resolved.append(
+                    (f'subnet{i}', model.backbone.resolve_arch(cfg)))
         return resolved
 
     def _calibration_batches(self) -> DataLoader:
@@ -102,11 +103,9 @@ class _SubnetLoopMixin:
             metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
             for key, value in metrics.items():
                 all_metrics[f'{name}/{key}'] = value
-            all_metrics[f'{name}/ops_m'] = round(algorithm.subnet_ops(arch),
-                                                 4)
+            all_metrics[f'{name}/ops_m'] = round(algorithm.subnet_ops(arch), 4)
         algorithm.subnet = previous
-        self.runner.call_hook(
-            f'after_{self.stage}_epoch', metrics=all_metrics)
+        self.runner.call_hook(f'after_{self.stage}_epoch', metrics=all_metrics)
         self.runner.call_hook(f'after_{self.stage}')
         return all_metrics
 

@@ -37,8 +37,8 @@ def test_classification_splits_cover_all_scans(digits_root):
     assert meta['cls']['search_val'] == 50  # 5 per class, held out of train
     for split, count in meta['cls'].items():
         files = [
-            name for digit in CLASSES for name in os.listdir(
-                osp.join(digits_root, 'cls', split, digit))
+            name for digit in CLASSES
+            for name in os.listdir(osp.join(digits_root, 'cls', split, digit))
         ]
         assert len(files) == count
     # a scan lives in exactly one split
@@ -79,8 +79,7 @@ def test_mmpretrain_loads_classification_config(digits_root):
     from mmpretrain.registry import DATASETS
     cfg = Config.fromfile(
         osp.join(REPO, 'configs/_base_/datasets/digits_cls.py'))
-    for key in ('train_dataloader', 'val_dataloader',
-                'search_val_dataloader'):
+    for key in ('train_dataloader', 'val_dataloader', 'search_val_dataloader'):
         dataset_cfg = cfg[key]['dataset']
         dataset_cfg['data_root'] = osp.join(digits_root, 'cls')
         dataset = DATASETS.build(dataset_cfg)
@@ -97,8 +96,7 @@ def test_mmdet_loads_detection_config(digits_root):
     register_all_modules()
     cfg = Config.fromfile(
         osp.join(REPO, 'configs/_base_/datasets/digits_det.py'))
-    for key, num_images in (('train_dataloader', 24), ('val_dataloader',
-                                                       12)):
+    for key, num_images in (('train_dataloader', 24), ('val_dataloader', 12)):
         dataset_cfg = cfg[key]['dataset']
         dataset_cfg['data_root'] = osp.join(digits_root, 'det') + '/'
         dataset = DATASETS.build(dataset_cfg)

@@ -31,10 +31,12 @@ def test_modes_and_momenta_are_restored_and_weights_untouched():
     model = _model()
     model.train()
     model[4].eval()
-    weights = {k: v.clone() for k, v in model.state_dict().items()
-               if 'running' not in k and 'num_batches' not in k}
-    recalibrate_bn(model, [torch.randn(2, 3, 8, 8)] * 4, model,
-                   num_batches=2)
+    weights = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if 'running' not in k and 'num_batches' not in k
+    }
+    recalibrate_bn(model, [torch.randn(2, 3, 8, 8)] * 4, model, num_batches=2)
     assert model[1].num_batches_tracked.item() == 2
     assert model[1].momentum == 0.3 and model[4].momentum == 0.1
     assert model.training and model[1].training and not model[4].training

@@ -59,28 +59,29 @@ def test_printed_map_equals_pycocotools_on_out_file(tmp_path):
         "data_preprocessor=dict(type='DetDataPreprocessor'))\n")
     out = str(tmp_path / 'results.pkl')
     ann_file = osp.join(root, 'det', 'annotations', 'instances_val.json')
-    proc = subprocess.run(
-        [
-            sys.executable,
-            osp.join(REPO, 'tools/test.py'),
-            str(config), ckpt, '--out', out,
-            '--work-dir',
-            str(tmp_path / 'work'), '--cfg-options',
-            f'test_dataloader.dataset.data_root={root}/det/',
-            f'test_evaluator.ann_file={ann_file}'
-        ],
-        env=dict(os.environ, PYTHONPATH=osp.dirname(__file__)),
-        capture_output=True,
-        text=True,
-        cwd=str(tmp_path))
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools/test.py'),
+        str(config), ckpt, '--out', out, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}/det/',
+        f'test_evaluator.ann_file={ann_file}'
+    ],
+                          env=dict(
+                              os.environ, PYTHONPATH=osp.dirname(__file__)),
+                          capture_output=True,
+                          text=True,
+                          cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = json.loads(proc.stdout.strip().splitlines()[-1])
     with open(out, 'rb') as f:
         results = pickle.load(f)
     assert len(results) == 6
     stats = _coco_stats(ann_file, results)
-    keys = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s',
-            'bbox_mAP_m', 'bbox_mAP_l']
+    keys = [
+        'bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m',
+        'bbox_mAP_l'
+    ]
     for i, key in enumerate(keys):
         # CocoMetric rounds to 3 decimals
         assert printed[f'coco/{key}'] == pytest.approx(

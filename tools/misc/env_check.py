@@ -26,8 +26,7 @@ EXPECTED = {
 FIX = 'run `bash tools/install.sh` from the repository root'
 
 
-def check_package(name: str,
-                  expected: Optional[str]) -> Tuple[bool, str]:
+def check_package(name: str, expected: Optional[str]) -> Tuple[bool, str]:
     """Import ``name`` and compare its version with ``expected``."""
     try:
         module = importlib.import_module(name)

@@ -31,8 +31,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     if not osp.isfile(args.src):
-        print(f'error: checkpoint {args.src!r} does not exist',
-              file=sys.stderr)
+        print(
+            f'error: checkpoint {args.src!r} does not exist', file=sys.stderr)
         return 2
     checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
     state_dict = checkpoint.get('state_dict', checkpoint)

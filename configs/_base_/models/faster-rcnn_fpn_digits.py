@@ -14,11 +14,9 @@ model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(
             out_channels=64, featmap_strides=[4, 8, 16, 32]),
-        bbox_head=dict(in_channels=64, fc_out_channels=256,
-                       num_classes=10)),
+        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=10)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
         rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(
-        rpn=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(max_per_img=50)))
+        rpn=dict(nms_pre=1000, max_per_img=300), rcnn=dict(max_per_img=50)))

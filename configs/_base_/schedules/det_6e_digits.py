@@ -5,8 +5,7 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=200),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200),
     dict(
         type='MultiStepLR',
         begin=0,

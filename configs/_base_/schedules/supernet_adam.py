@@ -5,8 +5,8 @@
 # checkpoints, so that a resumed run continues exactly.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=5e-4, betas=(0.9, 0.999),
-                   weight_decay=5e-6),
+    optimizer=dict(
+        type='Adam', lr=5e-4, betas=(0.9, 0.999), weight_decay=5e-6),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,
         bias_decay_mult=0.0,
@@ -23,5 +23,6 @@ val_cfg = dict(
     subnets=('smallest', 'middle', 'largest'),
     calibrate_batches=10)
 test_cfg = dict(
-    type='nasbnn_mm.SubnetTestLoop', subnets=('largest', ),
+    type='nasbnn_mm.SubnetTestLoop',
+    subnets=('largest', ),
     calibrate_batches=10)

@@ -20,8 +20,8 @@ def _python_state(rng: random.Random) -> dict:
 
 
 def _set_python_state(rng: random.Random, state: dict) -> None:
-    rng.setstate((state['version'], tuple(state['internal']),
-                  state['gauss_next']))
+    rng.setstate(
+        (state['version'], tuple(state['internal']), state['gauss_next']))
 
 
 @HOOKS.register_module()
@@ -73,7 +73,6 @@ class RandomStateHook(Hook):
         numpy_state = states['numpy']
         np.random.set_state(
             (numpy_state['name'],
-             numpy_state['keys'].numpy().astype(np.uint32),
-             numpy_state['pos'], numpy_state['has_gauss'],
-             numpy_state['cached_gaussian']))
+             numpy_state['keys'].numpy().astype(np.uint32), numpy_state['pos'],
+             numpy_state['has_gauss'], numpy_state['cached_gaussian']))
         torch.set_rng_state(states['torch'])

@@ -27,7 +27,8 @@ class SandwichDataParallel(nn.Module):
     broadcast from rank 0 at construction, buffers (BN statistics) again
     after every step.
 
-    Use it with ``model_wrapper_cfg=dict(type='nasbnn_mm.SandwichDataParallel')``.
+    Use it with
+    ``model_wrapper_cfg=dict(type='nasbnn_mm.SandwichDataParallel')``.
 
     Args:
         module (nn.Module): An algorithm whose ``train_step`` accepts a
@@ -56,7 +57,9 @@ class SandwichDataParallel(nn.Module):
         """All-reduce and average every existing gradient in one bucket."""
         if not dist.is_initialized() or dist.get_world_size() == 1:
             return
-        grads = [p.grad for p in self.module.parameters() if p.grad is not None]
+        grads = [
+            p.grad for p in self.module.parameters() if p.grad is not None
+        ]
         if not grads:
             return
         flat = _flatten_dense_tensors(grads)
@@ -65,8 +68,8 @@ class SandwichDataParallel(nn.Module):
         for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
             g.copy_(synced)
 
-    def train_step(self, data, optim_wrapper: OptimWrapper
-                   ) -> Dict[str, torch.Tensor]:
+    def train_step(self, data,
+                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         log_vars = self.module.train_step(
             data, optim_wrapper, before_step=self.average_gradients)
         self._broadcast(list(self.module.buffers()))

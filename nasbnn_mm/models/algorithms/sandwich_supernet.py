@@ -140,8 +140,9 @@ class SandwichSupernet(BaseModel):
         if mode == 'tensor':
             return logits
         if mode == 'loss':
-            return dict(loss=F.cross_entropy(logits, self._labels(
-                data_samples, logits.device)))
+            return dict(
+                loss=F.cross_entropy(
+                    logits, self._labels(data_samples, logits.device)))
         if mode == 'predict':
             scores = logits.softmax(dim=1)
             for sample, score in zip(data_samples, scores):
@@ -157,9 +158,9 @@ class SandwichSupernet(BaseModel):
         """The smallest subnet and ``num_random`` random ones."""
         students = [('smallest', self.smallest)]
         for i in range(self.num_random):
-            students.append(
-                (f'random{i}',
-                 sample_random(self.space, self.rng, self.non_decreasing)))
+            students.append((f'random{i}',
+                             sample_random(self.space, self.rng,
+                                           self.non_decreasing)))
         return students
 
     def _student_loss(self, logits: Tensor, soft_target: Tensor,
@@ -172,11 +173,11 @@ class SandwichSupernet(BaseModel):
         return F.cross_entropy(logits, labels)
 
     def train_step(
-        self,
-        data: Union[dict, tuple, list],
-        optim_wrapper: OptimWrapper,
-        before_step: Optional[Callable[[], None]] = None
-    ) -> Dict[str, Tensor]:
+            self,
+            data: Union[dict, tuple, list],
+            optim_wrapper: OptimWrapper,
+            before_step: Optional[Callable[[],
+                                           None]] = None) -> Dict[str, Tensor]:
         """One sandwich iteration: 2 + ``num_random`` forward/backward
         passes, then one optimizer step.
 

@@ -7,8 +7,9 @@ conv that keeps the width and a binary 1×1 conv that sets the output width,
 both wrapped ReActNet-style (RSign -> binary conv -> BN -> Bi-Real shortcut
 -> RPReLU).
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -19,10 +20,24 @@ from nasbnn_mm.registry import MODELS
 from ..layers import (DynamicBatchNorm2d, DynamicBinaryConv2d,
                       DynamicLSQConv2d, DynamicRPReLU, DynamicRSign)
 from ..layers.shortcut import bireal_shortcut
+from .nasbnn import NASBNN, BinarySeparableBlock, NASBNNStem
 
 __all__ = ['SuperStem', 'SuperSeparableBlock', 'SuperBNN']
 
 ArchType = Union[str, dict, ArchSpec]
+
+
+def _load_exported(static: nn.Module, parts: Dict[str, nn.Module]) -> None:
+    """Load the exported layers ``parts`` into ``static`` by name.
+
+    Strict: every name and shape of the static module must be covered, so a
+    static block that stops mirroring its supernet block fails here.
+    """
+    static.load_state_dict({
+        f'{name}.{key}': value
+        for name, part in parts.items()
+        for key, value in part.state_dict().items()
+    })
 
 
 class SuperStem(nn.Module):
@@ -52,6 +67,28 @@ class SuperStem(nn.Module):
         """(N, C_img, H, W) -> (N, layer.channels, H / s, W / s)."""
         return self.act(self.bn(self.conv(x, layer.channels)))
 
+    @torch.no_grad()
+    def to_static(self, channels: int) -> NASBNNStem:
+        """Export the stem at width ``channels`` as a :class:`NASBNNStem`.
+
+        Args:
+            channels (int): Output width.
+
+        Returns:
+            NASBNNStem: Copies of the sliced weights, LSQ steps and BN
+            statistics, on this stem's device and in its mode.
+        """
+        conv = self.conv
+        static = NASBNNStem(conv.max_in_channels, channels, conv.kernel_size,
+                            conv.stride, conv.input_quantizer is not None)
+        _load_exported(
+            static.to(conv.weight.device),
+            dict(
+                conv=conv.to_static(conv.max_in_channels, channels),
+                bn=self.bn.to_static(channels),
+                act=self.act.to_static(channels)))
+        return static.train(self.training)
+
 
 class SuperSeparableBlock(nn.Module):
     """A binary separable block of the supernet.
@@ -67,15 +104,15 @@ class SuperSeparableBlock(nn.Module):
         kernel_sizes (Sequence[int]): Kernel choices of the k×k conv.
         groups (Sequence[int]): Group choices of the k×k conv.
         stride (int): Stride of the k×k conv.
-        weight_norm (bool): Weight normalization (eq. 6).
+        weight_norm (bool | str): Weight normalization (eq. 6).
         bi_transform (bool): Bi-Transformation (eq. 5).
         group_slicing (str): See :class:`DynamicBinaryConv2d`.
     """
 
     def __init__(self, max_in_channels: int, max_out_channels: int,
                  kernel_sizes: Sequence[int], groups: Sequence[int],
-                 stride: int, weight_norm: bool, bi_transform: bool,
-                 group_slicing: str) -> None:
+                 stride: int, weight_norm: Union[bool, str],
+                 bi_transform: bool, group_slicing: str) -> None:
         super().__init__()
         self.stride = stride
         self.sign1 = DynamicRSign(max_in_channels)
@@ -112,6 +149,40 @@ class SuperSeparableBlock(nn.Module):
         return self.act2(
             self.bn2(out2) + bireal_shortcut(out, layer.channels, 1))
 
+    @torch.no_grad()
+    def to_static(self, in_channels: int,
+                  layer: LayerSpec) -> BinarySeparableBlock:
+        """Export one layer as a :class:`BinarySeparableBlock`.
+
+        Kernel and Bi-Transformations are folded into the exported binary
+        convolution weights (see :meth:`DynamicBinaryConv2d.to_static`).
+
+        Args:
+            in_channels (int): Input width (the previous layer's).
+            layer (LayerSpec): Output width, kernel size and groups.
+
+        Returns:
+            BinarySeparableBlock: Same output as ``self(x, layer)`` for an
+            input of ``in_channels``, on this block's device and in its
+            mode, with binary weights and activations.
+        """
+        static = BinarySeparableBlock(in_channels, layer.channels,
+                                      layer.kernel_size, layer.groups,
+                                      self.stride, self.conv1.weight_norm)
+        _load_exported(
+            static.to(self.conv1.weight.device),
+            dict(
+                sign1=self.sign1.to_static(in_channels),
+                conv1=self.conv1.to_static(in_channels, in_channels,
+                                           layer.kernel_size, layer.groups),
+                bn1=self.bn1.to_static(in_channels),
+                act1=self.act1.to_static(in_channels),
+                sign2=self.sign2.to_static(in_channels),
+                conv2=self.conv2.to_static(in_channels, layer.channels, 1, 1),
+                bn2=self.bn2.to_static(layer.channels),
+                act2=self.act2.to_static(layer.channels)))
+        return static.train(self.training)
+
 
 @MODELS.register_module()
 class SuperBNN(BaseModule):
@@ -131,8 +202,10 @@ class SuperBNN(BaseModule):
             Defaults to the largest subnet.
         out_indices (Sequence[int]): Stages whose outputs are returned
             (negative counts from the end). Defaults to (-1, ).
-        weight_norm (bool): Channel-wise weight normalization (eq. 6);
-            off for the ablation. Defaults to True.
+        weight_norm (bool | str): Channel-wise weight normalization (eq. 6);
+            False for the ablation; 'official' for the official code's
+            variant (unbiased std, no eps: converted official checkpoints).
+            Defaults to True.
         bi_transform (bool): Bi-Transformation (eq. 5); off for the
             ablation. Defaults to True.
         stem_quantize_input (bool): Quantize the stem's input to 8 bits as
@@ -156,7 +229,7 @@ class SuperBNN(BaseModule):
                  search_space: Union[str, dict],
                  arch: Optional[ArchType] = None,
                  out_indices: Sequence[int] = (-1, ),
-                 weight_norm: bool = True,
+                 weight_norm: Union[bool, str] = True,
                  bi_transform: bool = True,
                  stem_quantize_input: bool = True,
                  group_slicing: str = 'cyclic',
@@ -239,3 +312,47 @@ class SuperBNN(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    @torch.no_grad()
+    def to_static(self, arch: Optional[ArchType] = None) -> NASBNN:
+        """Export one subnet as a static :class:`NASBNN` (pipeline 1).
+
+        Every layer goes through the ``to_static`` of its dynamic layers:
+        weights, LSQ steps, BN statistics, RSign/RPReLU parameters are
+        sliced copies, and kernel and Bi-Transformations are folded into
+        the binary weights. In eval mode the result computes the same
+        outputs as ``self(x, arch)``; it has its own parameters (training
+        it leaves the supernet unchanged). BN statistics are the
+        supernet's shared ones: recalibrate them for the subnet
+        (:func:`nasbnn_mm.engine.recalibrate_bn`) before evaluating.
+
+        Args:
+            arch (str | dict | ArchSpec, optional): The subnet. Defaults to
+                :attr:`arch`.
+
+        Returns:
+            NASBNN: With this supernet's ``out_indices``, ``weight_norm``
+            and stem quantization, on its device and in its mode.
+
+        Example:
+            >>> supernet = SuperBNN('nasbnn_digits').eval()
+            >>> static = supernet.to_static().eval()
+            >>> x = torch.randn(2, 3, 32, 32)
+            >>> torch.allclose(static(x)[-1], supernet(x)[-1], atol=1e-5)
+            True
+        """
+        arch = self.arch if arch is None else self.resolve_arch(arch)
+        static = NASBNN(
+            arch,
+            self.space.to_dict(),
+            out_indices=self.out_indices,
+            weight_norm=self.stages[0][0].conv1.weight_norm,
+            stem_quantize_input=self.stem.conv.input_quantizer is not None)
+        static.stem = self.stem.to_static(arch.stem.channels)
+        in_channels = arch.stem.channels
+        for i, layers in enumerate(arch.stages):
+            for j, layer in enumerate(layers):
+                static.stages[i][j] = self.stages[i][j].to_static(
+                    in_channels, layer)
+                in_channels = layer.channels
+        return static.train(self.training)

@@ -116,8 +116,8 @@ def binarize_weight(weight: Tensor) -> Tensor:
     return sign_ste(weight) * alpha
 
 
-def binary_conv_weight(weight: Tensor, binary: bool,
-                       weight_norm: Union[bool, str],
+def binary_conv_weight(weight: Tensor, binary: bool, weight_norm: Union[bool,
+                                                                        str],
                        bi_transform: Optional[nn.Module]) -> Tensor:
     """The weight a binary convolution convolves with.
 

@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .bi_transformation import BiTransformation
-from .binary_conv import (BinaryConv2d, binary_conv_weight,
-                          check_weight_norm)
+from .binary_conv import BinaryConv2d, binary_conv_weight, check_weight_norm
 from .kernel_transformation import KernelTransformation
 
 __all__ = ['DynamicBinaryConv2d']

@@ -63,9 +63,9 @@ def _map_module(rest: str, table: Dict[str, str]) -> str:
 
 
 def _convert_value(src: str, dst: str, value: Tensor) -> Tensor:
-    if src.endswith(('move11.bias', 'move12.bias', 'move13.bias',
-                     'move21.bias', 'move22.bias', 'move23.bias',
-                     'move1.bias', 'move2.bias')):
+    if src.endswith(
+        ('move11.bias', 'move12.bias', 'move13.bias', 'move21.bias',
+         'move22.bias', 'move23.bias', 'move1.bias', 'move2.bias')):
         return value.reshape(-1)  # (1, C, 1, 1) -> (C, )
     if dst.endswith('weight_quantizer.initialized'):
         return (value.reshape(-1)[0] > 0).to(torch.uint8).reshape(())

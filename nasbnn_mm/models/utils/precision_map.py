@@ -45,9 +45,9 @@ def format_precision_map(model: nn.Module) -> str:
     for name, precision, _ in rows:
         part = counts.setdefault(name.split('.')[0], OrderedDict())
         part[precision] = part.get(precision, 0) + 1
-    summary = ' | '.join(
-        f'{part}: ' + ', '.join(f'{n} {p}' for p, n in kinds.items())
-        for part, kinds in counts.items())
+    summary = ' | '.join(f'{part}: ' + ', '.join(f'{n} {p}'
+                                                 for p, n in kinds.items())
+                         for part, kinds in counts.items())
     width = max((len(name) for name, _, _ in rows), default=0)
     lines = [f'precision map: {summary}']
     lines += [

@@ -46,8 +46,8 @@ def _runner(work_dir: str, max_iters: int, resume: bool = False) -> Runner:
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(
-            checkpoint=dict(
-                type='CheckpointHook', interval=4, by_epoch=False)),
+            checkpoint=dict(type='CheckpointHook', interval=4,
+                            by_epoch=False)),
         custom_hooks=[WeightsOnlyCheckpointHook()],
         randomness=dict(seed=0),
         resume=resume,

@@ -5,8 +5,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.optim import OptimWrapper
 
-from nasbnn_mm.models.algorithms import (SandwichDataParallel,
-                                         SandwichSupernet)
+from nasbnn_mm.models.algorithms import SandwichDataParallel, SandwichSupernet
 
 SPACE = dict(
     input_size=16,
@@ -34,8 +33,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     dist.init_process_group('gloo', rank=rank, world_size=world_size)
     torch.manual_seed(rank)  # different initial weights: rank 0's win
     model = SandwichSupernet(
-        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=SPACE),
-        seed=5)
+        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=SPACE), seed=5)
     wrapper = SandwichDataParallel(model)
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
     sampled = []
@@ -56,9 +54,10 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     torch.save(
         dict(
             sampled=sampled,
-            state={k: v.detach()
-                   for k, v in model.state_dict().items()}),
-        os.path.join(out_dir, f'rank{rank}.pth'))
+            state={
+                k: v.detach()
+                for k, v in model.state_dict().items()
+            }), os.path.join(out_dir, f'rank{rank}.pth'))
     dist.destroy_process_group()
 
 

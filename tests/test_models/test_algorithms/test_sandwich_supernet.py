@@ -59,8 +59,9 @@ def _record_modes(model):
     first_conv = model.backbone.stem.conv
 
     def hook(module, args):
-        modes.append(({c.binary_weights for c in convs},
-                      {s.binary for s in signs}, args[0].shape[1]))
+        modes.append(({c.binary_weights
+                       for c in convs}, {s.binary
+                                         for s in signs}, args[0].shape[1]))
 
     first_conv.register_forward_pre_hook(hook)
     return modes
@@ -84,8 +85,7 @@ def test_teacher_and_students_run_in_their_precision(teacher, expected):
     # the teacher is the largest subnet, the first student the smallest
     assert stem_widths[0] == 16 and stem_widths[1] == 8
     assert set(log_vars) == {
-        'loss', 'loss_teacher', 'loss_smallest', 'loss_random0',
-        'loss_random1'
+        'loss', 'loss_teacher', 'loss_smallest', 'loss_random0', 'loss_random1'
     }
     # switches are back to binary after the step
     assert all(m.binary_weights for m in model.modules()
@@ -97,14 +97,16 @@ def test_one_step_updates_weights_transforms_and_lsq_step():
     before = {k: v.clone() for k, v in model.named_parameters()}
     model.train_step(_batch(), _optim(model))
     changed = {
-        k for k, v in model.named_parameters() if not torch.equal(v, before[k])
+        k
+        for k, v in model.named_parameters() if not torch.equal(v, before[k])
     }
     assert 'backbone.stages.0.0.conv1.weight' in changed
     assert 'head.fc.weight' in changed
     assert any('bi_transforms' in k for k in changed)
     assert any('kernel_transforms' in k for k in changed)
-    assert any(k.startswith('backbone.stem.conv.') and 'quantizer' in k
-               for k in changed)
+    assert any(
+        k.startswith('backbone.stem.conv.') and 'quantizer' in k
+        for k in changed)
 
 
 def test_distillation_uses_teacher_soft_labels():
@@ -124,8 +126,8 @@ def test_sampler_is_seeded_and_ops_are_ordered():
     assert [s for _, s in a.sample_students()] == \
         [s for _, s in b.sample_students()]
     assert a.subnet_ops(a.smallest) < a.subnet_ops(a.largest)
-    assert a.subnet_ops(a.largest) == count_arch_ops(a.largest,
-                                                     a.space).ops / 1e6
+    assert a.subnet_ops(
+        a.largest) == count_arch_ops(a.largest, a.space).ops / 1e6
 
 
 def test_predict_and_bad_arguments():

@@ -56,8 +56,7 @@ def official_shapes(num_classes=5):
                 f'{p}.binary_conv.weight':
                 (cin, cin // min(groups), max(ks), max(ks)),
                 f'{p}.binary_conv.scaling_factor': (cin, 1, 1, 1),
-                f'{p}.binary_conv.fp2bin_{max(ks)}':
-                (max(ks)**2, max(ks)**2),
+                f'{p}.binary_conv.fp2bin_{max(ks)}': (max(ks)**2, max(ks)**2),
                 f'{p}.move12.bias': (1, cin, 1, 1),
                 f'{p}.prelu1.prelu.weight': (cin, ),
                 f'{p}.move13.bias': (1, cin, 1, 1),
@@ -126,7 +125,8 @@ def test_values_are_reshaped_transposed_or_copied():
     assert torch.equal(converted['backbone.stem.conv.weight_quantizer.step'],
                        official['module.features.0.0.conv.w_scale'])
     assert converted['backbone.stem.conv.weight_quantizer.initialized'] == 1
-    assert torch.equal(converted['head.fc.weight'], official['module.fc.weight'])
+    assert torch.equal(converted['head.fc.weight'],
+                       official['module.fc.weight'])
     assert not any('scaling_factor' in k or 'cand' in k for k in converted)
 
 

@@ -1,0 +1,79 @@
+// Bit-packed binary convolution kernels of nasbnn_mm (no torch in here).
+//
+// Layouts (all words are uint64, bit i of a word = channel 64 * word + i of
+// its group; bit 1 encodes +1, bit 0 encodes -1; the bits past the last
+// channel of a group are 0 in both operands, so they never count):
+//   activations  (N, H, W, G * Wg)        Wg = ceil(C_in / G / 64)
+//   weights      (G, OCB, KH, KW, Wg, 8)  "blocked": 8 output channels of a
+//                                         group side by side per word, the
+//                                         missing channels of the last block
+//                                         all-zero (OCB = ceil(C_out / G / 8))
+//   output       (N, OH, OW, C_out) float
+//
+// For one output and a set of valid taps T the dot product of +-1 vectors is
+//   dot = C_in_g * |T| - 2 * popcount(x XOR w)  summed over T,
+// which equals F.conv2d(sign(x), sign(W), padding=p): taps that fall on the
+// zero padding are left out of T (they add 0 in the float convolution,
+// whereas a +-1 XNOR would add +-1 for them).
+#pragma once
+
+#include <cstdint>
+
+namespace nasbnn {
+
+// Output channels per weight block: one AVX-512 vector of uint64.
+constexpr int kLanes = 8;
+// Largest supported kernel is 7x7.
+constexpr int kMaxKernel = 7;
+
+// One kernel tap: offsets of its first word in the activations (relative to
+// the output pixel's base) and in the weight block.
+struct Tap {
+  int64_t x, w;
+};
+
+struct ConvArgs {
+  const uint64_t* x;  // packed activations
+  const uint64_t* w;  // blocked packed weights
+  float* out;         // (N, OH, OW, C_out)
+  int64_t batch, height, width;
+  int64_t groups, words, in_channels_g;
+  int64_t out_channels, out_channels_g, out_blocks;
+  int64_t kernel, stride, padding;
+  int64_t out_h, out_w;
+  // Epilogue per output channel oc, each step only if its pointer is set:
+  //   v = dot * scale[oc] + bias[oc] + residual[pos, oc % res_channels]
+  //   v = v + act_bias_in[oc]; v = v > 0 ? v : v * act_weight[oc];
+  //   v = v + act_bias_out[oc]                       (RPReLU)
+  const float* scale;
+  const float* bias;
+  const float* residual;  // (N, OH, OW, res_channels)
+  int64_t res_channels;
+  const float* act_bias_in;
+  const float* act_weight;
+  const float* act_bias_out;
+};
+
+struct PackArgs {
+  const float* x;     // (pixels, channels)
+  const float* bias;  // (channels) added before the sign, or null
+  uint64_t* out;      // (pixels, groups * words)
+  int64_t channels, groups, channels_g, words;
+};
+
+// One instruction set: convolution over output rows [begin, end) of
+// N * OH, the 1x1/stride-1/no-padding case as a GEMM over output pixels
+// [begin, end) of N * OH * OW, and packing of pixels [begin, end).
+struct Kernels {
+  const char* name;
+  void (*conv_rows)(const ConvArgs&, int64_t, int64_t);
+  void (*gemm_rows)(const ConvArgs&, int64_t, int64_t);
+  void (*pack_pixels)(const PackArgs&, int64_t, int64_t);
+};
+
+const Kernels& scalar_kernels();
+// Null where the compiler or the architecture has no such path.
+const Kernels* avx2_kernels();
+const Kernels* avx512_kernels();
+
+}  // namespace nasbnn

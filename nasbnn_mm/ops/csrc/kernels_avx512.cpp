@@ -1,0 +1,81 @@
+// AVX-512 path: VPOPCNTQ counts 8 output channels per instruction.
+// Compiled per function with target attributes: the module still loads
+// on CPUs without AVX-512 (the dispatcher never calls this path there).
+#include <algorithm>
+#include <cstdint>
+
+#include "binary_kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+namespace nasbnn {
+namespace avx512_path {
+
+#define NASBNN_TARGET __attribute__((target("avx512f,avx512vpopcntdq")))
+constexpr const char* kPathName = "avx512";
+
+struct Isa {
+  static constexpr int kTile = 8;
+
+  template <int P>
+  NASBNN_TARGET static inline void tile(const uint64_t* x, int64_t base,
+                                        int64_t pixel_stride,
+                                        const Tap* taps, int num_taps,
+                                        const uint64_t* w, int64_t words,
+                                        int32_t (*counts)[kLanes]) {
+    __m512i acc[P];
+    for (int i = 0; i < P; ++i) acc[i] = _mm512_setzero_si512();
+    for (int t = 0; t < num_taps; ++t) {
+      const uint64_t* xt = x + base + taps[t].x;
+      const uint64_t* wt = w + taps[t].w;
+      for (int64_t k = 0; k < words; ++k) {
+        const __m512i wv = _mm512_loadu_si512(wt + k * kLanes);
+        for (int i = 0; i < P; ++i) {
+          const __m512i xv = _mm512_set1_epi64(
+              static_cast<long long>(xt[i * pixel_stride + k]));
+          acc[i] = _mm512_add_epi64(
+              acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(wv, xv)));
+        }
+      }
+    }
+    for (int i = 0; i < P; ++i)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts[i]),
+                          _mm512_maskz_cvtepi64_epi32(0xFF, acc[i]));
+  }
+
+#include "epilogue_avx.inc"
+
+  NASBNN_TARGET static inline uint64_t pack_word(const float* x,
+                                                 const float* bias, int n) {
+    uint64_t word = 0;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+      const int m = std::min(16, n - j);
+      const __mmask16 valid = static_cast<__mmask16>((1u << m) - 1u);
+      __m512 v = _mm512_maskz_loadu_ps(valid, x + j);
+      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, bias + j));
+      const __mmask16 ge = _mm512_mask_cmp_ps_mask(valid, v, zero, _CMP_GE_OQ);
+      word |= static_cast<uint64_t>(ge) << j;
+    }
+    return word;
+  }
+};
+
+#include "conv_driver.inc"
+
+#undef NASBNN_TARGET
+
+}  // namespace avx512_path
+
+const Kernels* avx512_kernels() { return &avx512_path::kKernels; }
+
+}  // namespace nasbnn
+
+#else
+
+namespace nasbnn {
+const Kernels* avx512_kernels() { return nullptr; }
+}  // namespace nasbnn
+
+#endif

@@ -1,0 +1,261 @@
+"""tools/export_subnet.py end to end on a tiny supernet checkpoint.
+
+Run in-process (``main(argv)``): starting Python with torch takes seconds.
+"""
+import copy
+import importlib.util
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner import Runner
+
+from nasbnn_mm.engine import recalibrate_bn
+from nasbnn_mm.models.algorithms import SandwichSupernet
+from nasbnn_mm.models.backbones.nasbnn import NASBNN
+from nasbnn_mm.models.export import export_subnet
+from nasbnn_mm.nas import (count_arch_ops, load_arch, parse_arch,
+                           sample_largest, sample_smallest)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SUBNET_CFG = osp.join(REPO, 'configs/nasbnn/nasbnn-subnet_digits.py')
+
+TINY_SPACE = dict(
+    input_size=16,
+    in_channels=3,
+    num_classes=4,
+    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
+    stages=[
+        dict(
+            depth=[1, 2],
+            channels=[16, 24],
+            kernel_size=[3, 5],
+            groups=[1, 2],
+            stride=1),
+        dict(
+            depth=[1, 2],
+            channels=[24, 32],
+            kernel_size=[3, 5],
+            groups=[2, 4],
+            stride=2),
+    ])
+ARCH = dict(
+    stem='c8_k3_g1', stages=[['c16_k5_g2', 'c24_k3_g1'], ['c32_k5_g4']])
+
+# Without MMPretrain: the supernet alone, BN statistics kept.
+PLAIN_CFG = f"""
+default_scope = 'nasbnn_mm'
+model = dict(
+    type='SandwichSupernet',
+    backbone=dict(type='SuperBNN', search_space={TINY_SPACE!r}))
+"""
+# With MMPretrain: its data preprocessor and an image folder (at ROOT) to
+# recalibrate BN on.
+MMPRETRAIN_CFG = f"""
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['nasbnn_mm'], allow_failed_imports=False)
+model = dict(
+    type='nasbnn_mm.SandwichSupernet',
+    backbone=dict(type='nasbnn_mm.SuperBNN', search_space={TINY_SPACE!r}))
+data_preprocessor = dict(
+    type='mmpretrain.ClsDataPreprocessor',
+    num_classes=4,
+    mean=[127.5, 127.5, 127.5],
+    std=[127.5, 127.5, 127.5])
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    dataset=dict(
+        type='CustomDataset',
+        data_root=ROOT,
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+"""
+
+
+class Sample:
+    """The part of an MMPretrain DataSample the supernet reads."""
+
+    def __init__(self, label: int) -> None:
+        self.gt_label = torch.tensor([label])
+
+
+def _main():
+    path = osp.join(REPO, 'tools', 'export_subnet.py')
+    spec = importlib.util.spec_from_file_location('export_subnet', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope='module')
+def supernet():
+    torch.manual_seed(0)
+    model = SandwichSupernet(
+        backbone=dict(type='SuperBNN', search_space=TINY_SPACE))
+    optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
+    model.train_step(
+        dict(
+            inputs=torch.randn(8, 3, 16, 16),
+            data_samples=[Sample(i % 4) for i in range(8)]), optim)
+    return model.eval()
+
+
+@pytest.fixture
+def checkpoint(supernet, tmp_path):
+    path = tmp_path / 'supernet.pth'
+    torch.save(
+        dict(state_dict=supernet.state_dict(), meta=dict(epoch=1)), path)
+    return str(path)
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _pareto(tmp_path, space):
+    entries = [
+        dict(arch=sample_smallest(space).to_dict(), top1=50.0),
+        dict(arch=ARCH, top1=60.0),
+        dict(arch=sample_largest(space).to_dict(), top1=70.0),
+    ]
+    for entry in entries:
+        entry['ops_m'] = count_arch_ops(parse_arch(entry['arch']),
+                                        space).ops / 1e6
+    path = tmp_path / 'pareto.json'
+    path.write_text(json.dumps(entries))
+    return str(path), [e['ops_m'] for e in entries]
+
+
+def test_export_from_pareto_without_calibration(supernet, checkpoint,
+                                                tmp_path):
+    config = _write(tmp_path, 'supernet_cfg.py', PLAIN_CFG)
+    pareto, ops = _pareto(tmp_path, supernet.space)
+    out = tmp_path / 'export'
+    budget = (ops[1] + ops[2]) / 2
+    assert _main()([
+        checkpoint, '--config', config, '--pareto', pareto, '--ops',
+        str(budget), '--out',
+        str(out), '--name', 'tiny', '--calibrate-batches', '0'
+    ]) == 0
+    ckpt = torch.load(out / 'tiny.pth', weights_only=True)
+    meta = ckpt['meta']
+    assert meta['arch'] == ARCH
+    assert meta['ops_m'] == pytest.approx(ops[1])
+    assert meta['pareto_top1'] == 60.0 and meta['calibrate_batches'] == 0
+    assert load_arch(str(out / 'arch.json')).to_dict() == ARCH
+    assert not (out / 'tiny_cfg.py').exists()
+    # BN statistics kept: the export equals the supernet's subnet
+    backbone = NASBNN(ARCH, TINY_SPACE).eval()
+    backbone.load_state_dict({
+        k[len('backbone.'):]: v
+        for k, v in ckpt['state_dict'].items() if k.startswith('backbone.')
+    })
+    fc = torch.nn.Linear(32, 4)
+    fc.load_state_dict({
+        'weight': ckpt['state_dict']['head.fc.weight'],
+        'bias': ckpt['state_dict']['head.fc.bias']
+    })
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = supernet.logits(x, supernet.backbone.resolve_arch(ARCH))
+        actual = fc(backbone(x)[-1].mean(dim=(2, 3)))
+    assert (actual - expected).abs().max() <= 1e-4
+
+
+def test_pareto_budget_too_small(checkpoint, tmp_path, supernet, capsys):
+    config = _write(tmp_path, 'supernet_cfg.py', PLAIN_CFG)
+    pareto, ops = _pareto(tmp_path, supernet.space)
+    assert _main()([
+        checkpoint, '--config', config, '--pareto', pareto, '--ops',
+        str(ops[0] / 2), '--out',
+        str(tmp_path / 'out'), '--calibrate-batches', '0'
+    ]) == 2
+    err = capsys.readouterr().err
+    assert 'no entry of' in err and f'the smallest has {ops[0]:g}' in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_checkpoint_of_another_space_is_refused(tmp_path, capsys):
+    config = _write(tmp_path, 'supernet_cfg.py', PLAIN_CFG)
+    other = SandwichSupernet(
+        backbone=dict(type='SuperBNN', search_space='nasbnn_digits'))
+    path = tmp_path / 'other.pth'
+    torch.save(dict(state_dict=other.state_dict()), path)
+    assert _main()([
+        str(path), '--config', config, '--arch',
+        _write(tmp_path, 'arch.json', json.dumps(ARCH)), '--out',
+        str(tmp_path / 'out'), '--calibrate-batches', '0'
+    ]) == 2
+    assert 'does not fit the supernet of the config' in capsys.readouterr().err
+
+
+def _image_folder(root):
+    rng = np.random.default_rng(0)
+    for label in range(4):
+        folder = root / str(label)
+        folder.mkdir(parents=True)
+        for i in range(2):
+            image = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+            cv2.imwrite(str(folder / f'{i}.png'), image)
+
+
+def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
+                                                   tmp_path):
+    pytest.importorskip('mmpretrain')
+    _image_folder(tmp_path / 'images')
+    config = _write(
+        tmp_path, 'supernet_cfg.py',
+        MMPRETRAIN_CFG.replace('ROOT', repr(str(tmp_path / 'images'))))
+    arch = _write(tmp_path, 'arch.json', json.dumps(ARCH))
+    out = tmp_path / 'export'
+    argv = [
+        checkpoint, '--config', config, '--arch', arch, '--out',
+        str(out), '--subnet-config', SUBNET_CFG
+    ]
+    assert _main()(argv + ['--calibrate-batches', '2']) == 0
+    calibrated = torch.load(out / 'subnet.pth', weights_only=True)
+    assert calibrated['meta']['calibrate_batches'] == 2
+    assert _main()(argv + ['--name', 'kept', '--calibrate-batches', '0']) \
+        == 0
+    kept = torch.load(out / 'kept.pth', weights_only=True)
+    key = 'backbone.stages.1.0.bn2.running_mean'
+    assert not torch.allclose(calibrated['state_dict'][key],
+                              kept['state_dict'][key])
+    # the statistics are those of the supernet's subnet recalibrated on the
+    # same two batches
+    init_default_scope('mmpretrain')
+    reference = copy.deepcopy(supernet)
+    preprocess = MODELS.build(Config.fromfile(config).data_preprocessor)
+    arch_spec = reference.backbone.resolve_arch(ARCH)
+    recalibrate_bn(
+        reference,
+        Runner.build_dataloader(Config.fromfile(config).train_dataloader),
+        lambda b: reference.logits(preprocess(b)['inputs'], arch_spec), 2)
+    expected, _ = export_subnet(reference, arch_spec)
+    for name, value in expected.state_dict().items():
+        torch.testing.assert_close(
+            calibrated['state_dict'][f'backbone.{name}'], value)
+
+    # the written config builds an ImageClassifier that loads the export
+    cfg = Config.fromfile(str(out / 'kept_cfg.py'))
+    assert cfg.load_from == str(out / 'kept.pth')
+    assert cfg.model.head.in_channels == 32
+    assert cfg.model.head.num_classes == 4
+    assert cfg.model.backbone.weight_norm is True
+    assert cfg.model.backbone.stem_quantize_input is True
+    classifier = MODELS.build(cfg.model).eval()
+    classifier.load_state_dict(kept['state_dict'])
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = supernet.logits(x, supernet.backbone.resolve_arch(ARCH))
+        actual = classifier(x, mode='tensor')
+    assert (actual - expected).abs().max() <= 1e-4
