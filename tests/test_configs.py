@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DATASETS, MODELS, init_default_scope
+from mmengine.registry import DATASETS, MODELS, DefaultScope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -28,7 +28,6 @@ def digits_root(tmp_path_factory):
 
 def _load(path: str) -> Config:
     cfg = Config.fromfile(path)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**cfg.custom_imports)
@@ -62,6 +61,12 @@ def test_configs_are_found():
 @pytest.mark.parametrize('path', CONFIGS, ids=_rel)
 def test_config_builds(path, digits_root):
     cfg = _load(path)
+    # the config's scope only inside this test
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        _build_and_run(cfg, digits_root)
+
+
+def _build_and_run(cfg: Config, digits_root: str) -> None:
     if cfg.model.get('backbone', {}).get('init_cfg'):
         cfg.model.backbone.init_cfg = None  # no pretrained files in tests
     model = MODELS.build(cfg.model)

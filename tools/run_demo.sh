@@ -31,7 +31,10 @@ step '4. evolutionary search of the Pareto front'
 step '5. export the largest subnet of the front (pipeline 1) and test it'
 "$PY" tools/export_subnet.py "$SUPERNET" \
     --config configs/nasbnn/nasbnn_supernet_digits.py \
-    --pareto "$WORK/search/pareto.json" --ops 1000 --out "$WORK/export"
+    --pareto "$WORK/search/pareto.json" --ops 1000 --out "$WORK/export" \
+    --subnet-config configs/nasbnn/nasbnn-subnet_digits.py
+"$PY" tools/test.py "$WORK/export/subnet_cfg.py" "$WORK/export/subnet.pth" \
+    --work-dir "$WORK/export_test"
 
 step '6. NAS-BNN Faster R-CNN on the digits canvases (backbone from step 3)'
 DET_CFG=configs/nasbnn_det/faster-rcnn_nasbnn-digits-l_fpn_6e_digits.py

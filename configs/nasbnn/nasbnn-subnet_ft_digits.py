@@ -1,7 +1,9 @@
 # Pipeline 2 on the digits: fine-tune an exported subnet with the paper's
 # recipe (sec. 4.1.2, official code: Adam, no weight decay, cosine decay,
-# plain cross-entropy) shortened to 10 epochs, lr scaled like the digits
-# supernet's (4x the paper's).
+# plain cross-entropy) shortened to 10 epochs. lr 2e-4 (1/10 of the digits
+# supernet's): measured on a 0.030M-OPs subnet, 94.43 -> 94.99 top-1 (lr
+# 4e-5 gave 93.87); both within the +-1 point that BN recalibration alone
+# moves this subnet on the 359 val images.
 #   python tools/train.py work_dirs/export/subnet_ft_cfg.py
 # where subnet_ft_cfg.py is written by `tools/export_subnet.py
 # --subnet-config configs/nasbnn/nasbnn-subnet_ft_digits.py --name subnet_ft`
@@ -12,7 +14,7 @@ _base_ = ['./nasbnn-subnet_digits.py']
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=4e-5, betas=(0.9, 0.999), weight_decay=0))
+    optimizer=dict(type='Adam', lr=2e-4, betas=(0.9, 0.999), weight_decay=0))
 max_epochs = 10
 param_scheduler = [
     dict(

@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS, DefaultScope, init_default_scope
 from mmengine.runner import Runner
 
 from nasbnn_mm.engine import recalibrate_bn
@@ -94,11 +94,19 @@ def _main():
     return module.main
 
 
+@pytest.fixture(autouse=True)
+def restore_default_scope():
+    """The tool sets the config's default scope; keep it to this test."""
+    saved = copy.copy(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict = saved
+
+
 @pytest.fixture(scope='module')
 def supernet():
     torch.manual_seed(0)
     model = SandwichSupernet(
-        backbone=dict(type='SuperBNN', search_space=TINY_SPACE))
+        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=TINY_SPACE))
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
     model.train_step(
         dict(
@@ -187,7 +195,7 @@ def test_pareto_budget_too_small(checkpoint, tmp_path, supernet, capsys):
 def test_checkpoint_of_another_space_is_refused(tmp_path, capsys):
     config = _write(tmp_path, 'supernet_cfg.py', PLAIN_CFG)
     other = SandwichSupernet(
-        backbone=dict(type='SuperBNN', search_space='nasbnn_digits'))
+        backbone=dict(type='nasbnn_mm.SuperBNN', search_space='nasbnn_digits'))
     path = tmp_path / 'other.pth'
     torch.save(dict(state_dict=other.state_dict()), path)
     assert _main()([

@@ -96,7 +96,8 @@ class SandwichSupernet(BaseModel):
                              f'{sorted(TEACHER_MODES)}')
         if num_random < 0:
             raise ValueError(f'num_random: {num_random} must be >= 0')
-        self.backbone = MODELS.build(backbone)
+        # our types resolve in our scope whatever the config's default scope
+        self.backbone = MODELS.build(dict(backbone, _scope_='nasbnn_mm'))
         self.space = self.backbone.space
         widest = max(self.space.stages[-1].channels)
         self.head = SupernetHead(widest, self.space.num_classes)

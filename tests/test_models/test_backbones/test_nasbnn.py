@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
+from mmengine.registry import DefaultScope
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.models.backbones.nasbnn import NASBNN
@@ -63,7 +64,7 @@ def supernet():
     statistics are no longer at their initial values."""
     torch.manual_seed(0)
     model = SandwichSupernet(
-        backbone=dict(type='SuperBNN', search_space=TINY_SPACE))
+        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=TINY_SPACE))
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
     for step in range(2):
         model.train_step(
@@ -277,12 +278,13 @@ def test_image_classifier_loads_the_export(supernet, tmp_path):
     backbone, fc = export_subnet(supernet, ARCH)
     path = tmp_path / 'subnet.pth'
     torch.save(subnet_checkpoint(backbone, fc), path)
-    classifier = ImageClassifier(
-        backbone=dict(
-            type='nasbnn_mm.NASBNN', arch=ARCH, search_space=TINY_SPACE),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=4, in_channels=32),
-        init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = ImageClassifier(
+            backbone=dict(
+                type='nasbnn_mm.NASBNN', arch=ARCH, search_space=TINY_SPACE),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=4, in_channels=32),
+            init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     classifier.init_weights()
     x = _images()
     with torch.no_grad():
