@@ -33,7 +33,10 @@ max_iters = 12
 # this tiny budget.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=2e-3, betas=(0.9, 0.999), weight_decay=0))
+    optimizer=dict(type='Adam', lr=2e-3, betas=(0.9, 0.999), weight_decay=0),
+    # NOTE: the FC reads 16 x C binary features (32768 at 4x); at the
+    # convolutions' lr one Adam step moves its logits by tens.
+    paramwise_cfg=dict(custom_keys={'backbone.classifier': dict(lr_mult=0.1)}))
 param_scheduler = [
     dict(
         type='CosineAnnealingLR',

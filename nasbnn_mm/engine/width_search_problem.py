@@ -28,6 +28,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import Sampler
 
 from nasbnn_mm.models.backbones.width_vgg import (EXPAND_RATIOS,
@@ -36,6 +37,7 @@ from nasbnn_mm.models.backbones.width_vgg import (EXPAND_RATIOS,
 from nasbnn_mm.nas.width_counter import count_width_cost
 from nasbnn_mm.registry import HOOKS
 from nasbnn_mm.utils.typing_utils import ConfigType, OptConfigType
+from .bn_calibration import recalibrate_bn
 from .search_problems import (SEARCH_PROBLEMS, SearchProblem, StridedSampler,
                               _build_dataset, _labels, _loader)
 
@@ -87,11 +89,12 @@ class ShardedEpochSampler(Sampler):
         order = torch.randperm(
             len(indices), generator=torch.Generator().manual_seed(seed))
         self.num_batches = len(indices) // global_batch
-        self.indices = [
-            int(indices[int(i)])
-            for b in range(self.num_batches) for i in
-            order[b * global_batch:(b + 1) * global_batch][rank::world_size]
-        ]
+        self.indices: List[int] = []
+        for b in range(self.num_batches):
+            batch = order[b * global_batch:(b + 1) * global_batch]
+            self.indices += [
+                int(indices[int(i)]) for i in batch[rank::world_size]
+            ]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices)
@@ -152,6 +155,12 @@ class WidthSearchProblem(SearchProblem):
             :data:`EXPAND_RATIOS`.
         input_shape (Sequence[int]): Input of the FLOPs count, (1, C, H, W).
             Defaults to ``(1, 3, 32, 32)``.
+        calibrate_batches (int, optional): After training, re-estimate the
+            BN statistics on this many training batches of the subset (the
+            same on every rank). The paper does not; with a few iterations
+            per candidate the running statistics still hold mostly the wide
+            network's, which do not fit the candidate. None keeps the
+            training statistics. Defaults to None.
         seed (int): Seed of the subset, the image order and the
             augmentations. Defaults to 0.
 
@@ -178,9 +187,13 @@ class WidthSearchProblem(SearchProblem):
                  model: OptConfigType = None,
                  ratios: Sequence[float] = EXPAND_RATIOS,
                  input_shape: Sequence[int] = (1, 3, 32, 32),
+                 calibrate_batches: Optional[int] = None,
                  seed: int = 0) -> None:
         if train_epochs < 1:
             raise ValueError(f'train_epochs: {train_epochs} must be >= 1')
+        if calibrate_batches is not None and calibrate_batches < 1:
+            raise ValueError(
+                f'calibrate_batches: {calibrate_batches} must be >= 1')
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f'lr_schedule: {lr_schedule!r} not in {LR_SCHEDULES}')
@@ -218,6 +231,7 @@ class WidthSearchProblem(SearchProblem):
         self.train_epochs = train_epochs
         self.lr_schedule = lr_schedule
         self.input_shape = tuple(input_shape)
+        self.calibrate_batches = calibrate_batches
         self.seed = seed
         self._costs: Dict[Ratios, float] = {}
 
@@ -335,8 +349,8 @@ class WidthSearchProblem(SearchProblem):
         return self.cost(self.uniform(1.0))
 
     # ------------------------------------------------------------ evaluate
-    def _train_loader(self, epoch: int):
-        rank, world_size = get_dist_info()
+    def _train_loader(self, epoch: int, sharded: bool = True):
+        rank, world_size = get_dist_info() if sharded else (0, 1)
         sampler = ShardedEpochSampler(self.subset,
                                       self.train_cfg['batch_size'],
                                       self.seed + epoch, rank, world_size)
@@ -361,8 +375,8 @@ class WidthSearchProblem(SearchProblem):
             for batch in loader:
                 if self.lr_schedule == 'cosine':
                     scale = 0.5 * (1 + math.cos(math.pi * step / total))
-                    for group, lr in zip(optim_wrapper.param_groups,
-                                         base_lrs):
+                    groups = optim_wrapper.param_groups
+                    for group, lr in zip(groups, base_lrs):
                         group['lr'] = lr * scale
                 data = model.data_preprocessor(batch, True)
                 loss, _ = model.parse_losses(model(**data, mode='loss'))
@@ -400,6 +414,14 @@ class WidthSearchProblem(SearchProblem):
         torch.manual_seed(self.seed)
         model = self.inherit(candidate)
         self.train(model)
+        if self.calibrate_batches is not None:
+            recalibrate_bn(
+                model,
+                self._train_loader(0, sharded=False),
+                lambda batch: model(
+                    model.data_preprocessor(batch, False)['inputs'],
+                    mode='tensor'),
+                num_batches=self.calibrate_batches)
         correct, total = self.count_correct(model)
         return 100.0 * correct / total
 
@@ -417,6 +439,10 @@ class InheritLeadingChannelsHook(Hook):
 
     Args:
         checkpoint (str): The wide network's checkpoint.
+        reset_bn_stats (bool): Reset the BN running statistics after
+            inheriting (the affine parameters are kept): the wide network's
+            do not fit the narrower one, and with a short schedule they
+            would dominate the evaluation. Defaults to False.
 
     Example (config)::
 
@@ -428,8 +454,9 @@ class InheritLeadingChannelsHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, checkpoint: str) -> None:
+    def __init__(self, checkpoint: str, reset_bn_stats: bool = False) -> None:
         self.checkpoint = checkpoint
+        self.reset_bn_stats = reset_bn_stats
 
     def before_train(self, runner) -> None:
         """Load the leading channels unless the run was resumed."""
@@ -441,7 +468,12 @@ class InheritLeadingChannelsHook(Hook):
         state = torch.load(
             self.checkpoint, map_location='cpu', weights_only=True)
         state = state.get('state_dict', state)
-        inherit_leading_channels(_unwrap(runner.model), state)
+        model = _unwrap(runner.model)
+        inherit_leading_channels(model, state)
+        if self.reset_bn_stats:
+            for module in model.modules():
+                if isinstance(module, _BatchNorm):
+                    module.reset_running_stats()
         print_log(
             f'initialised from the leading channels of {self.checkpoint}',
             logger='current')

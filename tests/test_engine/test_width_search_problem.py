@@ -62,6 +62,7 @@ def problem_cfg(**kwargs) -> dict:
         train_subset=8,
         model=model_cfg(),
         ratios=RATIOS,
+        calibrate_batches=1,
         seed=0)
     cfg.update(kwargs)
     return cfg
@@ -140,8 +141,8 @@ def test_draws_stay_in_the_ratios(problem):
     for child in children:
         assert set(child) <= {0.25, 0.5}
     # the 6 default ratios of eq. (2), readable specs
-    assert problem.to_dict((0.25, 0.5, 0.25, 0.5, 0.5, 0.25)) == dict(
-        expand_ratios=[0.25, 0.5, 0.25, 0.5, 0.5, 0.25])
+    spec = dict(expand_ratios=[0.25, 0.5, 0.25, 0.5, 0.5, 0.25])
+    assert problem.to_dict(tuple(spec['expand_ratios'])) == spec
     assert problem.from_dict([0.5] * 6) == (0.5, ) * 6
     with pytest.raises(ValueError, match=r'conv2\): 2.0 not in'):
         problem.from_dict(dict(expand_ratios=[0.5, 0.5, 2, 0.5, 0.5, 0.5]))
@@ -168,10 +169,9 @@ def test_cost_is_count_width_cost_and_reference_is_1x(problem):
     one_x = count_width_cost(
         WidthVGGSmall(1.0, num_classes=4), (1, 3, 32, 32)).flops / 1e6
     assert problem.reference_cost() == pytest.approx(one_x, rel=1e-12)
-    # Table 1 at 10 classes: 13,058,048 FLOPs
     assert WidthSearchProblem.cost_key == 'flops_m'
-    assert problem.cost_bounds() == (problem.cost((0.25, ) * 6),
-                                     problem.cost((0.5, ) * 6))
+    low, high = problem.cost((0.25, ) * 6), problem.cost((0.5, ) * 6)
+    assert problem.cost_bounds() == (low, high)
 
 
 def test_evaluate_path_inherits_the_leading_channels(problem, checkpoint):
