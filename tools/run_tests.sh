@@ -13,12 +13,4 @@ echo '[tests] lint: flake8, isort, yapf'
 "$PY" -m yapf --diff --recursive nasbnn_mm tools tests configs
 
 echo '[tests] pytest'
-set +e
-"$PY" -m pytest tests -q --durations=15 "$@"
-status=$?
-set -e
-if [ "$status" = 5 ]; then
-    echo '[tests] pytest collected no tests'
-    exit 0
-fi
-exit "$status"
+exec "$PY" -m pytest tests -q --durations=15 "$@"

@@ -11,9 +11,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     '../_base_/default_runtime_cls.py'
 ]
-custom_imports = dict(
-    imports=['nasbnn_mm', 'nasbnn_mm.engine.width_search_problem'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['nasbnn_mm'], allow_failed_imports=False)
 
 # The backbone's classifier (after global average pooling) gives the logits.
 model = dict(

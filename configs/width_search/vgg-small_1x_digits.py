@@ -8,9 +8,7 @@
 _base_ = [
     '../_base_/datasets/digits_cls.py', '../_base_/default_runtime_cls.py'
 ]
-custom_imports = dict(
-    imports=['nasbnn_mm', 'nasbnn_mm.engine.width_search_problem'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['nasbnn_mm'], allow_failed_imports=False)
 
 # The backbone's own FC (on the flattened 4x4 map, counted by Table 1) gives
 # the logits; ClsHead takes the backbone's last output as logits.

@@ -9,9 +9,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/cifar10_bs16.py',
     '../_base_/default_runtime_cls.py'
 ]
-custom_imports = dict(
-    imports=['nasbnn_mm', 'nasbnn_mm.engine.width_search_problem'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['nasbnn_mm'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',

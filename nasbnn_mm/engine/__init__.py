@@ -8,6 +8,8 @@ from .hooks import (PrecisionMapHook, RandomStateHook,
 from .search_problems import (SEARCH_PROBLEMS, SearchProblem, StridedSampler,
                               SupernetSearchProblem, strided_indices)
 from .subnet_val_loop import SubnetTestLoop, SubnetValLoop, middle_subnet
+from .width_search_problem import (InheritLeadingChannelsHook,
+                                   ShardedEpochSampler, WidthSearchProblem)
 
 __all__ = [
     'recalibrate_bn', 'EvolutionSearchLoop', 'bucket_index', 'build_problem',
@@ -15,5 +17,6 @@ __all__ = [
     'SearchProblem', 'StridedSampler', 'SupernetSearchProblem',
     'strided_indices', 'SubnetValLoop', 'SubnetTestLoop', 'middle_subnet',
     'WeightsOnlyCheckpointHook', 'RandomStateHook', 'PrecisionMapHook',
-    'check_neck_in_channels', 'to_weights_only', 'from_weights_only'
+    'check_neck_in_channels', 'to_weights_only', 'from_weights_only',
+    'WidthSearchProblem', 'InheritLeadingChannelsHook', 'ShardedEpochSampler'
 ]

@@ -41,9 +41,7 @@ __all__ = [
 # as ``type='SupernetSearchProblem'`` or ``'nasbnn_mm.SupernetSearchProblem'``
 # whatever the config's default scope.
 SEARCH_PROBLEMS = Registry(
-    'search problem',
-    scope='nasbnn_mm',
-    locations=['nasbnn_mm.engine.search_problems'])
+    'search problem', scope='nasbnn_mm', locations=['nasbnn_mm.engine'])
 
 Candidate = Hashable
 CostRange = Optional[Tuple[float, float]]

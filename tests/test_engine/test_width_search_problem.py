@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
@@ -50,6 +51,13 @@ class TinyDataset(Dataset):
         return dict(
             inputs=self.images[i],
             data_samples=DataSample().set_gt_label(int(self.labels[i])))
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    """Problems build mmpretrain classifiers, as under tools/search.py."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def problem_cfg(**kwargs) -> dict:

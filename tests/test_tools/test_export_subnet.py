@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
-from mmengine.registry import MODELS, DefaultScope, init_default_scope
+from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from nasbnn_mm.engine import recalibrate_bn
@@ -92,14 +92,6 @@ def _main():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
-
-
-@pytest.fixture(autouse=True)
-def restore_default_scope():
-    """The tool sets the config's default scope; keep it to this test."""
-    saved = copy.copy(DefaultScope._instance_dict)
-    yield
-    DefaultScope._instance_dict = saved
 
 
 @pytest.fixture(scope='module')
