@@ -141,7 +141,8 @@ class WidthVGGSmall(BaseModule):
 
     All convolutions are 3x3 with padding 1. Searchable layer ``i`` has
     ``round(base_i * a_i)`` output channels, ``base = (128, 128, 256, 256,
-    512, 512)`` and ``a_i`` in ``(0.25, 0.5, 1, 2, 3, 4)``. Each stage is
+    512, 512)`` (the paper's; narrower bases scale the network down for tiny
+    data) and ``a_i`` in ``(0.25, 0.5, 1, 2, 3, 4)``. Each stage is
     ``conv - [max-pool] - BN - act`` twice; the max-pool ends a stage. With
     ``binary=True`` the first convolution and the classifier are full
     precision, the other five convolutions are :class:`DoReFaConv2d` and
@@ -156,6 +157,9 @@ class WidthVGGSmall(BaseModule):
     Args:
         expand_ratios (float | Sequence[float]): 6 ratios, one per
             convolution, or one for all (uniform). Defaults to 1.0.
+        base_channels (Sequence[int]): The 1x widths of the 6
+            convolutions. Defaults to the paper's
+            ``(128, 128, 256, 256, 512, 512)``.
         binary (bool): Binarize the middle layers. Defaults to True.
         num_classes (int): Classes of the full-precision classifier; no
             classifier when ``<= 0``. Defaults to -1.
@@ -172,13 +176,13 @@ class WidthVGGSmall(BaseModule):
         [(1, 128, 16, 16), (1, 2048, 4, 4)]
     """
 
-    base_channels = (128, 128, 256, 256, 512, 512)
     layer_names = ('conv0', 'conv1', 'conv2', 'conv3', 'conv4', 'conv5')
     num_stages = 3
 
     def __init__(
         self,
         expand_ratios: Ratios = 1.0,
+        base_channels: Sequence[int] = (128, 128, 256, 256, 512, 512),
         binary: bool = True,
         num_classes: int = -1,
         out_indices: Optional[Sequence[int]] = None,
@@ -189,8 +193,16 @@ class WidthVGGSmall(BaseModule):
         ]
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        if len(base_channels) != len(self.layer_names) or any(
+                isinstance(c, bool) or not isinstance(c, int) or c < 1
+                for c in base_channels):
+            raise ValueError(
+                f'base_channels: {base_channels!r}, expected '
+                f'{len(self.layer_names)} positive ints, one per layer '
+                f'({", ".join(self.layer_names)})')
+        self.base_channels = tuple(base_channels)
         self.expand_ratios = parse_expand_ratios(expand_ratios,
-                                                 len(self.base_channels),
+                                                 len(self.layer_names),
                                                  self.layer_names)
         self.channels = [
             int(round(base * ratio))

@@ -81,6 +81,22 @@ def test_bad_out_indices():
         WidthVGGSmall(1, num_classes=10, out_indices=(-1, ))
 
 
+def test_base_channels_scale_every_layer():
+    model = WidthVGGSmall([0.25, 1, 2, 3, 4, 0.5],
+                          base_channels=(16, 16, 32, 32, 64, 64),
+                          num_classes=10)
+    assert model.channels == [4, 16, 64, 96, 256, 32]
+    assert model.classifier.in_features == 32 * 16
+    assert model(torch.rand(2, 3, 32, 32))[0].shape == (2, 10)
+
+
+@pytest.mark.parametrize('base', [(16, 16, 32), (16, 16, 32, 32, 64, 0),
+                                  (16, 16, 32, 32, 64, 6.5)])
+def test_bad_base_channels(base):
+    with pytest.raises(ValueError, match=r'base_channels: .* 6 positive'):
+        WidthVGGSmall(1, base_channels=base)
+
+
 def test_registry_and_init_weights():
     model = MODELS.build(
         dict(type='WidthVGGSmall', expand_ratios=0.25, num_classes=3))
