@@ -22,29 +22,7 @@ from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.nas import (ArchSpec, SearchSpace, ops_bounds, sample_largest,
                            sample_smallest, validate_arch)
 from nasbnn_mm.nas.width_fitness import width_fitness
-
-# 2 x 2 x 3 x 2 x 2 = 48 subnets (with the ND constraint, fewer): enough
-# for a few generations of a tiny search, small enough to run in seconds.
-SPACE = dict(
-    input_size=16,
-    in_channels=3,
-    num_classes=4,
-    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
-    stages=[
-        dict(
-            depth=[1, 2],
-            channels=[16, 24, 32],
-            kernel_size=[3, 5],
-            groups=[1, 2],
-            stride=2),
-    ])
-
-
-class Sample:
-    """The part of an MMPretrain ``DataSample`` the search reads."""
-
-    def __init__(self, label: int) -> None:
-        self.gt_label = torch.tensor([label])
+from nasbnn_mm.testing import ONE_STAGE_SPACE, LabelSample
 
 
 class TinyDataset(Dataset):
@@ -60,16 +38,17 @@ class TinyDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return dict(
-            inputs=self.images[i], data_samples=Sample(int(self.labels[i])))
+            inputs=self.images[i],
+            data_samples=LabelSample(int(self.labels[i])))
 
 
 def _space() -> SearchSpace:
-    return SearchSpace.from_dict(SPACE)
+    return SearchSpace.from_dict(ONE_STAGE_SPACE)
 
 
 def tiny_supernet() -> SandwichSupernet:
     return SandwichSupernet(
-        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=SPACE),
+        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=ONE_STAGE_SPACE),
         data_preprocessor=dict(type='ImgDataPreprocessor'))
 
 
@@ -116,7 +95,8 @@ def make_runner(work_dir, train_cfg: dict) -> Runner:
     return Runner(
         model=dict(
             type='nasbnn_mm.SandwichSupernet',
-            backbone=dict(type='nasbnn_mm.SuperBNN', search_space=SPACE),
+            backbone=dict(
+                type='nasbnn_mm.SuperBNN', search_space=ONE_STAGE_SPACE),
             data_preprocessor=dict(type='ImgDataPreprocessor')),
         work_dir=str(work_dir),
         experiment_name=f'search_{os.getpid()}_{next(_RUNS)}',

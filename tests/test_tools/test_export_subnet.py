@@ -22,31 +22,10 @@ from nasbnn_mm.models.backbones.nasbnn import NASBNN
 from nasbnn_mm.models.export import export_subnet
 from nasbnn_mm.nas import (count_arch_ops, load_arch, parse_arch,
                            sample_largest, sample_smallest)
+from nasbnn_mm.testing import TINY_ARCH, TINY_SPACE, LabelSample
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SUBNET_CFG = osp.join(REPO, 'configs/nasbnn/nasbnn-subnet_digits.py')
-
-TINY_SPACE = dict(
-    input_size=16,
-    in_channels=3,
-    num_classes=4,
-    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
-    stages=[
-        dict(
-            depth=[1, 2],
-            channels=[16, 24],
-            kernel_size=[3, 5],
-            groups=[1, 2],
-            stride=1),
-        dict(
-            depth=[1, 2],
-            channels=[24, 32],
-            kernel_size=[3, 5],
-            groups=[2, 4],
-            stride=2),
-    ])
-ARCH = dict(
-    stem='c8_k3_g1', stages=[['c16_k5_g2', 'c24_k3_g1'], ['c32_k5_g4']])
 
 # Without MMPretrain: the supernet alone, BN statistics kept.
 PLAIN_CFG = f"""
@@ -79,13 +58,6 @@ train_dataloader = dict(
 """
 
 
-class Sample:
-    """The part of an MMPretrain DataSample the supernet reads."""
-
-    def __init__(self, label: int) -> None:
-        self.gt_label = torch.tensor([label])
-
-
 def _main():
     path = osp.join(REPO, 'tools', 'export_subnet.py')
     spec = importlib.util.spec_from_file_location('export_subnet', path)
@@ -103,7 +75,7 @@ def supernet():
     model.train_step(
         dict(
             inputs=torch.randn(8, 3, 16, 16),
-            data_samples=[Sample(i % 4) for i in range(8)]), optim)
+            data_samples=[LabelSample(i % 4) for i in range(8)]), optim)
     return model.eval()
 
 
@@ -124,7 +96,7 @@ def _write(tmp_path, name, text):
 def _pareto(tmp_path, space):
     entries = [
         dict(arch=sample_smallest(space).to_dict(), top1=50.0),
-        dict(arch=ARCH, top1=60.0),
+        dict(arch=TINY_ARCH, top1=60.0),
         dict(arch=sample_largest(space).to_dict(), top1=70.0),
     ]
     for entry in entries:
@@ -148,13 +120,13 @@ def test_export_from_pareto_without_calibration(supernet, checkpoint,
     ]) == 0
     ckpt = torch.load(out / 'tiny.pth', weights_only=True)
     meta = ckpt['meta']
-    assert meta['arch'] == ARCH
+    assert meta['arch'] == TINY_ARCH
     assert meta['ops_m'] == pytest.approx(ops[1])
     assert meta['pareto_top1'] == 60.0 and meta['calibrate_batches'] == 0
-    assert load_arch(str(out / 'arch.json')).to_dict() == ARCH
+    assert load_arch(str(out / 'arch.json')).to_dict() == TINY_ARCH
     assert not (out / 'tiny_cfg.py').exists()
     # BN statistics kept: the export equals the supernet's subnet
-    backbone = NASBNN(ARCH, TINY_SPACE).eval()
+    backbone = NASBNN(TINY_ARCH, TINY_SPACE).eval()
     backbone.load_state_dict({
         k[len('backbone.'):]: v
         for k, v in ckpt['state_dict'].items() if k.startswith('backbone.')
@@ -166,7 +138,8 @@ def test_export_from_pareto_without_calibration(supernet, checkpoint,
     })
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        expected = supernet.logits(x, supernet.backbone.resolve_arch(ARCH))
+        expected = supernet.logits(x,
+                                   supernet.backbone.resolve_arch(TINY_ARCH))
         actual = fc(backbone(x)[-1].mean(dim=(2, 3)))
     assert (actual - expected).abs().max() <= 1e-4
 
@@ -192,7 +165,7 @@ def test_checkpoint_of_another_space_is_refused(tmp_path, capsys):
     torch.save(dict(state_dict=other.state_dict()), path)
     assert _main()([
         str(path), '--config', config, '--arch',
-        _write(tmp_path, 'arch.json', json.dumps(ARCH)), '--out',
+        _write(tmp_path, 'arch.json', json.dumps(TINY_ARCH)), '--out',
         str(tmp_path / 'out'), '--calibrate-batches', '0'
     ]) == 2
     assert 'does not fit the supernet of the config' in capsys.readouterr().err
@@ -215,7 +188,7 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
     config = _write(
         tmp_path, 'supernet_cfg.py',
         MMPRETRAIN_CFG.replace('ROOT', repr(str(tmp_path / 'images'))))
-    arch = _write(tmp_path, 'arch.json', json.dumps(ARCH))
+    arch = _write(tmp_path, 'arch.json', json.dumps(TINY_ARCH))
     out = tmp_path / 'export'
     argv = [
         checkpoint, '--config', config, '--arch', arch, '--out',
@@ -235,7 +208,7 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
     init_default_scope('mmpretrain')
     reference = copy.deepcopy(supernet)
     preprocess = MODELS.build(Config.fromfile(config).data_preprocessor)
-    arch_spec = reference.backbone.resolve_arch(ARCH)
+    arch_spec = reference.backbone.resolve_arch(TINY_ARCH)
     recalibrate_bn(
         reference,
         Runner.build_dataloader(Config.fromfile(config).train_dataloader),
@@ -256,6 +229,7 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
     classifier.load_state_dict(kept['state_dict'])
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        expected = supernet.logits(x, supernet.backbone.resolve_arch(ARCH))
+        expected = supernet.logits(x,
+                                   supernet.backbone.resolve_arch(TINY_ARCH))
         actual = classifier(x, mode='tensor')
     assert (actual - expected).abs().max() <= 1e-4

@@ -6,26 +6,7 @@ import torch.multiprocessing as mp
 from mmengine.optim import OptimWrapper
 
 from nasbnn_mm.models.algorithms import SandwichDataParallel, SandwichSupernet
-
-SPACE = dict(
-    input_size=16,
-    in_channels=3,
-    num_classes=4,
-    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
-    stages=[
-        dict(
-            depth=[1, 2],
-            channels=[16, 24, 32],
-            kernel_size=[3, 5],
-            groups=[1, 2],
-            stride=2),
-    ])
-
-
-class Sample:
-
-    def __init__(self, label: int) -> None:
-        self.gt_label = torch.tensor([label])
+from nasbnn_mm.testing import ONE_STAGE_SPACE, LabelSample
 
 
 def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
@@ -33,7 +14,8 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     dist.init_process_group('gloo', rank=rank, world_size=world_size)
     torch.manual_seed(rank)  # different initial weights: rank 0's win
     model = SandwichSupernet(
-        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=SPACE), seed=5)
+        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=ONE_STAGE_SPACE),
+        seed=5)
     wrapper = SandwichDataParallel(model)
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
     sampled = []
@@ -49,7 +31,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     for _ in range(3):
         batch = dict(
             inputs=torch.randn(4, 3, 16, 16, generator=generator),
-            data_samples=[Sample(i % 4) for i in range(4)])
+            data_samples=[LabelSample(i % 4) for i in range(4)])
         wrapper.train_step(batch, optim)
     torch.save(
         dict(

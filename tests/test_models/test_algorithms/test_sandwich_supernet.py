@@ -5,33 +5,7 @@ from mmengine.optim import OptimWrapper
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.models.layers import DynamicBinaryConv2d, RSign
 from nasbnn_mm.nas import count_arch_ops
-
-TINY_SPACE = dict(
-    input_size=16,
-    in_channels=3,
-    num_classes=4,
-    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
-    stages=[
-        dict(
-            depth=[1, 2],
-            channels=[16, 24],
-            kernel_size=[3, 5],
-            groups=[1, 2],
-            stride=1),
-        dict(
-            depth=[1, 2],
-            channels=[24, 32],
-            kernel_size=[3, 5],
-            groups=[2, 4],
-            stride=2),
-    ])
-
-
-class Sample:
-    """The part of an MMPretrain DataSample the algorithm reads."""
-
-    def __init__(self, label: int) -> None:
-        self.gt_label = torch.tensor([label])
+from nasbnn_mm.testing import TINY_SPACE, LabelSample
 
 
 def _model(**kwargs):
@@ -44,7 +18,7 @@ def _batch(n=8):
     generator = torch.Generator().manual_seed(1)
     return dict(
         inputs=torch.randn(n, 3, 16, 16, generator=generator),
-        data_samples=[Sample(i % 4) for i in range(n)])
+        data_samples=[LabelSample(i % 4) for i in range(n)])
 
 
 def _optim(model):

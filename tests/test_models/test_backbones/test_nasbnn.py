@@ -15,26 +15,8 @@ from nasbnn_mm.models.export import (export_subnet, load_supernet_weights,
 from nasbnn_mm.models.layers import BinaryConv2d
 from nasbnn_mm.nas import (count_arch_ops, count_module_ops, sample_largest,
                            sample_random, sample_smallest)
+from nasbnn_mm.testing import TINY_ARCH, TINY_SPACE, LabelSample
 
-TINY_SPACE = dict(
-    input_size=16,
-    in_channels=3,
-    num_classes=4,
-    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
-    stages=[
-        dict(
-            depth=[1, 2],
-            channels=[16, 24],
-            kernel_size=[3, 5],
-            groups=[1, 2],
-            stride=1),
-        dict(
-            depth=[1, 2],
-            channels=[24, 32],
-            kernel_size=[3, 5],
-            groups=[2, 4],
-            stride=2),
-    ])
 # Same layout, narrower last stage: its checkpoints do not fit TINY_SPACE.
 NARROW_SPACE = dict(
     TINY_SPACE,
@@ -42,15 +24,6 @@ NARROW_SPACE = dict(
         TINY_SPACE['stages'][0],
         dict(TINY_SPACE['stages'][1], channels=[24, 28])
     ])
-ARCH = dict(
-    stem='c8_k3_g1', stages=[['c16_k5_g2', 'c24_k3_g1'], ['c32_k5_g4']])
-
-
-class Sample:
-    """The part of an MMPretrain DataSample the supernet reads."""
-
-    def __init__(self, label: int) -> None:
-        self.gt_label = torch.tensor([label])
 
 
 def _images(n=4, seed=1):
@@ -70,7 +43,7 @@ def supernet():
         model.train_step(
             dict(
                 inputs=_images(8, step),
-                data_samples=[Sample(i % 4) for i in range(8)]), optim)
+                data_samples=[LabelSample(i % 4) for i in range(8)]), optim)
     return model.eval()
 
 
@@ -79,7 +52,7 @@ def _archs(space):
         'smallest': sample_smallest(space),
         'largest': sample_largest(space),
         'random': sample_random(space, random.Random(3)),
-        'fixed': ARCH,
+        'fixed': TINY_ARCH,
     }
 
 
@@ -110,7 +83,7 @@ def test_export_matches_supernet(supernet, name):
 
 
 def test_export_does_not_share_parameters(supernet):
-    backbone, fc = export_subnet(supernet, ARCH)
+    backbone, fc = export_subnet(supernet, TINY_ARCH)
     supernet_params = {p.data_ptr() for p in supernet.parameters()}
     assert not supernet_params & {
         p.data_ptr()
@@ -119,7 +92,7 @@ def test_export_does_not_share_parameters(supernet):
 
 
 def test_export_names_mirror_supernet(supernet):
-    backbone, _ = export_subnet(supernet, ARCH)
+    backbone, _ = export_subnet(supernet, TINY_ARCH)
     supernet_keys = set(supernet.backbone.state_dict())
     static_keys = set(backbone.state_dict())
     assert static_keys <= supernet_keys
@@ -128,7 +101,7 @@ def test_export_names_mirror_supernet(supernet):
         'stages.1.0.conv1.weight', 'stages.0.1.act2.bias_out'
     } <= static_keys
     # a NASBNN built from the spec has the same entries
-    built = NASBNN(ARCH, TINY_SPACE)
+    built = NASBNN(TINY_ARCH, TINY_SPACE)
     assert {
         k: v.shape
         for k, v in built.state_dict().items()
@@ -139,7 +112,7 @@ def test_export_names_mirror_supernet(supernet):
 
 
 def test_export_ops_match_the_counter(supernet):
-    arch = supernet.backbone.resolve_arch(ARCH)
+    arch = supernet.backbone.resolve_arch(TINY_ARCH)
     backbone, fc = export_subnet(supernet, arch)
     model = nn.ModuleDict(dict(backbone=backbone, fc=fc))
     report = count_module_ops(model, (3, 16, 16),
@@ -150,7 +123,7 @@ def test_export_ops_match_the_counter(supernet):
 
 
 def test_checkpoint_is_small_and_weights_only(supernet, tmp_path):
-    backbone, fc = export_subnet(supernet, ARCH)
+    backbone, fc = export_subnet(supernet, TINY_ARCH)
     ckpt = subnet_checkpoint(backbone, fc, dict(name='tiny'))
     path = tmp_path / 'subnet.pth'
     torch.save(ckpt, path)
@@ -162,13 +135,13 @@ def test_checkpoint_is_small_and_weights_only(supernet, tmp_path):
     numel = sum(v.numel() for v in state.values())
     assert numel < sum(v.numel() for v in supernet.state_dict().values())
     meta = loaded['meta']
-    assert meta['arch'] == ARCH and meta['name'] == 'tiny'
+    assert meta['arch'] == TINY_ARCH and meta['name'] == 'tiny'
     assert meta['ops_m'] == pytest.approx(
         count_arch_ops(backbone.arch, supernet.space).ops / 1e6)
     assert meta['out_channels'] == [32] and meta['num_classes'] == 4
     # a NASBNN of the spec loads it with the Pretrained init
     model = NASBNN(
-        ARCH,
+        TINY_ARCH,
         TINY_SPACE,
         init_cfg=dict(
             type='Pretrained', checkpoint=str(path), prefix='backbone.'))
@@ -178,40 +151,41 @@ def test_checkpoint_is_small_and_weights_only(supernet, tmp_path):
 
 
 def test_out_indices_and_out_channels():
-    model = NASBNN(ARCH, TINY_SPACE, out_indices=(0, -1)).eval()
+    model = NASBNN(TINY_ARCH, TINY_SPACE, out_indices=(0, -1)).eval()
     assert model.out_indices == (0, 1)
     assert model.out_channels == (24, 32)
     outs = model(torch.randn(2, 3, 16, 16))
     assert [o.shape for o in outs] == [(2, 24, 8, 8), (2, 32, 4, 4)]
     with pytest.raises(ValueError, match=r'out_indices: 2 not in \[-2, 1\]'):
-        NASBNN(ARCH, TINY_SPACE, out_indices=(2, ))
+        NASBNN(TINY_ARCH, TINY_SPACE, out_indices=(2, ))
 
 
 def test_arch_is_validated():
-    bad = dict(ARCH, stages=[['c16_k7_g1'], ['c32_k5_g4']])
+    bad = dict(TINY_ARCH, stages=[['c16_k7_g1'], ['c32_k5_g4']])
     with pytest.raises(ValueError, match=r'stages\[0\]\[0\]: kernel_size 7'):
         NASBNN(bad, TINY_SPACE)
 
 
 def test_frozen_stages():
-    model = NASBNN(ARCH, TINY_SPACE, frozen_stages=1)
+    model = NASBNN(TINY_ARCH, TINY_SPACE, frozen_stages=1)
     model.train()
     for module in (model.stem, model.stages[0]):
         assert not any(p.requires_grad for p in module.parameters())
         assert not any(m.training for m in module.modules())
     assert all(p.requires_grad for p in model.stages[1].parameters())
     assert all(m.training for m in model.stages[1].modules())
-    stem_only = NASBNN(ARCH, TINY_SPACE, frozen_stages=0).train()
+    stem_only = NASBNN(TINY_ARCH, TINY_SPACE, frozen_stages=0).train()
     assert not any(p.requires_grad for p in stem_only.stem.parameters())
     assert all(p.requires_grad for p in stem_only.stages.parameters())
     assert all(
-        p.requires_grad for p in NASBNN(ARCH, TINY_SPACE).train().parameters())
+        p.requires_grad
+        for p in NASBNN(TINY_ARCH, TINY_SPACE).train().parameters())
     with pytest.raises(ValueError, match=r'frozen_stages: 3 not in \[-1, 2\]'):
-        NASBNN(ARCH, TINY_SPACE, frozen_stages=3)
+        NASBNN(TINY_ARCH, TINY_SPACE, frozen_stages=3)
 
 
 def test_norm_eval():
-    model = NASBNN(ARCH, TINY_SPACE, norm_eval=True).train()
+    model = NASBNN(TINY_ARCH, TINY_SPACE, norm_eval=True).train()
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert norms and not any(m.training for m in norms)
     assert model.stages[0][0].conv1.training
@@ -226,13 +200,13 @@ def test_load_supernet_weights(supernet, tmp_path, wrapped):
         else supernet.backbone.state_dict()
     path = tmp_path / 'supernet.pth'
     torch.save(dict(state_dict=state), path)
-    model = NASBNN(ARCH, TINY_SPACE, supernet_checkpoint=str(path))
+    model = NASBNN(TINY_ARCH, TINY_SPACE, supernet_checkpoint=str(path))
     model.init_weights()
-    expected, _ = export_subnet(supernet, ARCH)
+    expected, _ = export_subnet(supernet, TINY_ARCH)
     x = _images()
     torch.testing.assert_close(model.eval()(x), expected(x))
     report = load_supernet_weights(
-        NASBNN(ARCH, TINY_SPACE), dict(state_dict=state))
+        NASBNN(TINY_ARCH, TINY_SPACE), dict(state_dict=state))
     assert report['missing'] == [] and report['unexpected'] == []
     assert report['ignored'] == (['head.fc.weight', 'head.fc.bias']
                                  if wrapped else [])
@@ -244,14 +218,14 @@ def test_load_supernet_weights_reports_missing_keys(supernet):
         for k, v in supernet.backbone.state_dict().items()
         if not k.startswith('stages.1.1.')
     }
-    report = load_supernet_weights(NASBNN(ARCH, TINY_SPACE), state)
+    report = load_supernet_weights(NASBNN(TINY_ARCH, TINY_SPACE), state)
     assert report['missing'] and all(
         k.startswith('stages.1.1.') for k in report['missing'])
 
 
 def test_load_supernet_weights_width_mismatch():
     narrow = SuperBNN(NARROW_SPACE).state_dict()
-    model = NASBNN(ARCH, TINY_SPACE)
+    model = NASBNN(TINY_ARCH, TINY_SPACE)
     with pytest.raises(
             ValueError,
             match=r'stages\.1\.0\.conv2\.weight: checkpoint \(28, 24, 1, 1\) '
@@ -262,32 +236,35 @@ def test_load_supernet_weights_width_mismatch():
 def test_supernet_checkpoint_arguments_are_checked():
     with pytest.raises(ValueError, match='supernet_checkpoint and init_cfg'):
         NASBNN(
-            ARCH,
+            TINY_ARCH,
             TINY_SPACE,
             supernet_checkpoint='a.pth',
             init_cfg=dict(type='Pretrained', checkpoint='b.pth'))
     with pytest.raises(
             ValueError,
             match=r"supernet_group_slicing: 'rows' not in \('prefix', "):
-        NASBNN(ARCH, TINY_SPACE, supernet_group_slicing='rows')
+        NASBNN(TINY_ARCH, TINY_SPACE, supernet_group_slicing='rows')
 
 
 def test_image_classifier_loads_the_export(supernet, tmp_path):
     pytest.importorskip('mmpretrain')
     from mmpretrain.models import ImageClassifier
-    backbone, fc = export_subnet(supernet, ARCH)
+    backbone, fc = export_subnet(supernet, TINY_ARCH)
     path = tmp_path / 'subnet.pth'
     torch.save(subnet_checkpoint(backbone, fc), path)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         classifier = ImageClassifier(
             backbone=dict(
-                type='nasbnn_mm.NASBNN', arch=ARCH, search_space=TINY_SPACE),
+                type='nasbnn_mm.NASBNN',
+                arch=TINY_ARCH,
+                search_space=TINY_SPACE),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=4, in_channels=32),
             init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     classifier.init_weights()
     x = _images()
     with torch.no_grad():
-        expected = supernet.logits(x, supernet.backbone.resolve_arch(ARCH))
+        expected = supernet.logits(x,
+                                   supernet.backbone.resolve_arch(TINY_ARCH))
         actual = classifier.eval()(x, mode='tensor')
     assert (actual - expected).abs().max() <= 1e-4

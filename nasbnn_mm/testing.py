@@ -1,0 +1,57 @@
+"""Tiny search spaces and fake inputs shared by the tests (like
+``mmdet.testing``): small enough for a supernet step in milliseconds on a
+CPU, with every kind of choice (depth, width, kernel, groups) present."""
+import torch
+
+__all__ = ['TINY_SPACE', 'TINY_ARCH', 'ONE_STAGE_SPACE', 'LabelSample']
+
+# Two stages, 16x16 inputs, 4 classes; the second stage has stride 2 and
+# grouped convs, so widths, groups and kernel transforms all vary.
+TINY_SPACE = dict(
+    input_size=16,
+    in_channels=3,
+    num_classes=4,
+    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
+    stages=[
+        dict(
+            depth=[1, 2],
+            channels=[16, 24],
+            kernel_size=[3, 5],
+            groups=[1, 2],
+            stride=1),
+        dict(
+            depth=[1, 2],
+            channels=[24, 32],
+            kernel_size=[3, 5],
+            groups=[2, 4],
+            stride=2),
+    ])
+# A subnet of TINY_SPACE that is neither the smallest nor the largest.
+TINY_ARCH = dict(
+    stem='c8_k3_g1', stages=[['c16_k5_g2', 'c24_k3_g1'], ['c32_k5_g4']])
+# 2 x 2 x 3 x 2 x 2 = 48 subnets (fewer under the Non-Decreasing
+# constraint): a few generations of a search run in seconds.
+ONE_STAGE_SPACE = dict(
+    input_size=16,
+    in_channels=3,
+    num_classes=4,
+    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
+    stages=[
+        dict(
+            depth=[1, 2],
+            channels=[16, 24, 32],
+            kernel_size=[3, 5],
+            groups=[1, 2],
+            stride=2),
+    ])
+
+
+class LabelSample:
+    """The part of an MMPretrain ``DataSample`` the supernet reads.
+
+    Args:
+        label (int): The class index; ``gt_label`` is a (1, ) long tensor.
+    """
+
+    def __init__(self, label: int) -> None:
+        self.gt_label = torch.tensor([label])
