@@ -32,10 +32,7 @@ TINY_ARCH = dict(
 # 2 x 2 x 3 x 2 x 2 = 48 subnets (fewer under the Non-Decreasing
 # constraint): a few generations of a search run in seconds.
 ONE_STAGE_SPACE = dict(
-    input_size=16,
-    in_channels=3,
-    num_classes=4,
-    stem=dict(channels=[8, 16], kernel_size=[3], groups=[1], stride=2),
+    TINY_SPACE,
     stages=[
         dict(
             depth=[1, 2],
