@@ -2,18 +2,15 @@
 # al., https://arxiv.org/abs/1909.07378), scaled down from
 # width-search_vgg-small_cifar10.py to a few minutes on 2 CPU cores: every
 # candidate inherits the leading channels of the trained uniform-4x network,
-# trains one epoch on 256 training images (8 iterations) and is evaluated on
-# the 50 held-out search images; eq. (4) with lambda = 4 ranks them. On the
-# CPU a layer at 3x or 4x makes a candidate 10-30x slower than at 1x, so the
-# digits search draws from (0.25, 0.5, 1, 2) (the CIFAR-10 config searches
-# all six ratios). Without BN recalibration every candidate stayed at chance
-# (10%): after a few iterations the running statistics are still mostly the
-# 4x network's.
+# trains 2 epochs on 512 training images (32 iterations) and is evaluated on
+# the 50 held-out search images; eq. (4) with lambda = 4 ranks them. Without
+# BN recalibration the running statistics after a few iterations are still
+# mostly the 4x network's (every candidate stayed at chance, 10%).
 #   python tools/train.py configs/width_search/vgg-small_4x_digits.py \
 #       --work-dir work_dirs/vgg-small_4x_digits
 #   python tools/search.py \
 #       configs/width_search/width-search_vgg-small_digits.py \
-#       work_dirs/vgg-small_4x_digits/iter_12.pth \
+#       work_dirs/vgg-small_4x_digits/epoch_15.pth \
 #       --work-dir work_dirs/width-search_vgg-small_digits
 _base_ = ['./vgg-small_4x_digits.py']
 
@@ -30,24 +27,23 @@ train_cfg = dict(
             optimizer=dict(type='Adam', lr=5e-4, weight_decay=0),
             paramwise_cfg=dict(
                 custom_keys={'backbone.classifier': dict(lr_mult=0.1)})),
-        train_epochs=1,
-        # 8 iterations of 32 images per candidate
-        train_subset=256,
-        ratios=(0.25, 0.5, 1, 2),
-        # re-estimate BN on 4 batches after the 8 iterations
+        train_epochs=2,
+        # 2 x 16 iterations of 32 images per candidate
+        train_subset=512,
+        # re-estimate BN on 4 batches after training
         calibrate_batches=4,
         lr_schedule='cosine',
         input_shape=(1, 3, 32, 32),
         seed=0),
-    # 6 + 2 x (2 + 2) = 14 candidates
-    max_generations=2,
-    population_size=6,
-    num_mutation=2,
-    num_crossover=2,
+    # 8 + 4 x (4 + 4) = 40 candidates
+    max_generations=4,
+    population_size=8,
+    num_mutation=4,
+    num_crossover=4,
     mutate_prob=0.3,
     objective='fitness',
     trade_off=4.0,
-    num_parents=3,
+    num_parents=4,
     seed=0,
     save_interval=0)
 

@@ -551,8 +551,12 @@ class EvolutionSearchLoop(BaseLoop):
             best = rank_by_fitness(self._cost_acc(), self.cost_ref,
                                    self.trade_off)[0]
             r = self._records[best]
-            lines.append(f'  best fitness: {unit} {r["cost"]:.4f} top-1 '
-                         f'{r["top1"]:.2f}%')
+            fitness = width_fitness(r['top1'], r['cost'], self.cost_ref,
+                                    self.trade_off)
+            lines.append(
+                f'  best fitness: {fitness:.3f} ({unit} '
+                f'{r["cost"]:.4f} top-1 {r["top1"]:.2f}%) '
+                f'{json.dumps(self.problem.to_dict(self._candidates[best]))}')
         print_log('\n'.join(lines), logger='current')
 
     # -------------------------------------------------------------- state

@@ -256,12 +256,16 @@ def test_tiny_search_logs_nondecreasing_best_fitness(tmp_path, checkpoint):
     # never decreases
     with open(_log_file(tmp_path)) as f:
         log = f.read()
-    logged = [
+    found = re.findall(
+        r'best fitness: ([\d.]+) \(FLOPs \(M\) ([\d.]+) top-1 ([\d.]+)%\)',
+        log)
+    assert len(found) == 3
+    logged = [float(fitness) for fitness, _, _ in found]
+    assert logged == pytest.approx([
         width_fitness(float(top1), float(cost), loop.cost_ref, 4.0)
-        for cost, top1 in re.findall(
-            r'best fitness: FLOPs \(M\) ([\d.]+) top-1 ([\d.]+)%', log)
-    ]
-    assert len(logged) == 3
+        for _, cost, top1 in found
+    ],
+                                   abs=2e-3)
     assert logged == sorted(logged)
     assert logged == pytest.approx(per_generation, abs=1e-2)
     with open(osp.join(tmp_path, 'best.json')) as f:

@@ -70,6 +70,23 @@ def test_get_ops_table_and_options(tmp_path, capsys):
         capsys.readouterr().out)['ops_m'] == pytest.approx(179.828008)
 
 
+@pytest.mark.parametrize('ratio, table1_flops_m', [(1, 13.2), (4, 166)])
+def test_get_ops_config_with_cfg_options(capsys, ratio, table1_flops_m):
+    """The paper's VGG-small through the model-config path: Table 1's
+    uniform-1x/4x FLOPs within 2% (binary MACs / 64, plus the FC's 10
+    biases that count_module_ops adds)."""
+    cfg = osp.join(REPO,
+                   'configs/width_search/vgg-small_4x_8xb32-200e_cifar10.py')
+    _main('get_ops.py')([
+        cfg, '--input-size', '32', '--json', '--cfg-options',
+        f'model.backbone.expand_ratios={ratio}'
+    ])
+    ops_m = json.loads(capsys.readouterr().out)['ops_m']
+    expected = {1: 13.058048, 4: 165.4784}[ratio] + 10e-6
+    assert ops_m == pytest.approx(expected, abs=1e-6)
+    assert abs(ops_m / table1_flops_m - 1) < 0.02
+
+
 def test_get_ops_errors(capsys):
     with pytest.raises(SystemExit) as e:
         _main('get_ops.py')(['G', '--json'])
@@ -80,6 +97,10 @@ def test_get_ops_errors(capsys):
     assert e.value.code == 2
     assert capsys.readouterr().err.endswith(
         'error: --input-size: expected N or H W, got 3 values\n')
+    with pytest.raises(SystemExit) as e:
+        _main('get_ops.py')(['A', '--cfg-options', 'model.x=1'])
+    assert capsys.readouterr().err.endswith(
+        "error: --cfg-options: only for a model config (.py), got 'A'\n")
 
 
 def test_space_size_text(capsys):

@@ -19,6 +19,9 @@ Example::
     python tools/analysis_tools/get_ops.py \\
         configs/nasbnn_det/faster-rcnn_nasbnn-b_fpn_1x_coco.py \\
         --input-size 800 1333
+    python tools/analysis_tools/get_ops.py \\
+        configs/width_search/vgg-small_4x_8xb32-200e_cifar10.py \\
+        --input-size 32 --cfg-options model.backbone.expand_ratios=1
 """
 import argparse
 import dataclasses
@@ -27,6 +30,7 @@ import sys
 from typing import List, Optional, Tuple
 
 import torch
+from mmengine.config import DictAction
 
 from nasbnn_mm.nas import (DEFAULT_SPACE, OpsReport, SearchSpace,
                            count_arch_ops, count_module_ops, load_arch)
@@ -51,23 +55,36 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='N',
         help='input size, N or H W (default: the space\'s input_size)')
     parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of a model config, e.g. '
+        'model.backbone.expand_ratios=2')
+    parser.add_argument(
         '--json',
         action='store_true',
         help='print only one JSON object with flops_m, int8ops_m, bops_m '
         'and ops_m (millions)')
     args = parser.parse_args(argv)
+    if args.cfg_options and not args.arch.endswith('.py'):
+        parser.error('--cfg-options: only for a model config (.py), got '
+                     f'{args.arch!r}')
     if args.input_size is not None and len(args.input_size) not in (1, 2):
         parser.error('--input-size: expected N or H W, got '
                      f'{len(args.input_size)} values')
     return args
 
 
-def count_model_ops(config: str, size: Tuple[int, int]) -> OpsReport:
+def count_model_ops(config: str,
+                    size: Tuple[int, int],
+                    cfg_options: Optional[dict] = None) -> OpsReport:
     """Build the model of an mm config and count it at ``size`` (H, W)."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
 
     cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
         raise ValueError(f'{config}: no `model` in the config')
     init_default_scope(cfg.get('default_scope', 'mmengine'))
@@ -106,7 +123,7 @@ def count_ops(args: argparse.Namespace) -> OpsReport:
         if size is None:
             raise ValueError('--input-size: required to count a model '
                              'config, e.g. --input-size 800 1333')
-        return count_model_ops(args.arch, tuple(size))
+        return count_model_ops(args.arch, tuple(size), args.cfg_options)
     space = SearchSpace.from_config(args.space)
     return count_arch_ops(load_arch(args.arch), space, size)
 
