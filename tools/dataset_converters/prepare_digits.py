@@ -18,6 +18,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', default='data/digits', help='output folder')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--image-size', type=int, default=32)
+    parser.add_argument(
+        '--search-val-per-class',
+        type=int,
+        default=5,
+        help='training images per class held out as search_val (more '
+        'rank search candidates more finely, fewer are left to train on)')
     parser.add_argument('--train-canvases', type=int, default=800)
     parser.add_argument('--val-canvases', type=int, default=200)
     parser.add_argument('--canvas-size', type=int, default=128)
@@ -31,6 +37,7 @@ def main() -> None:
         args.out,
         seed=args.seed,
         image_size=args.image_size,
+        search_val_per_class=args.search_val_per_class,
         num_train_canvases=args.train_canvases,
         num_val_canvases=args.val_canvases,
         canvas_size=args.canvas_size)
