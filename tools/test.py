@@ -14,6 +14,7 @@ import numbers
 import os
 import os.path as osp
 import sys
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -21,7 +22,7 @@ from mmengine.runner import Runner
 from nasbnn_mm.utils import apply_common_args, init_cpu_process_group
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -42,7 +43,7 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -64,6 +65,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_common_args(cfg, args.config, args.work_dir, args.cfg_options,
                       args.launcher)
     cfg.load_from = args.checkpoint
+    # Testing builds no training parts; a config may carry some of them
+    # (e.g. its base's train_dataloader without an optimizer), and mmengine's
+    # Runner refuses an incomplete set.
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'param_scheduler'):
+        cfg[key] = None
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.out:
@@ -76,8 +83,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
     init_cpu_process_group(args.launcher)
     if not osp.isfile(args.checkpoint):
         print(

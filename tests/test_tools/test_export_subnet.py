@@ -58,9 +58,9 @@ train_dataloader = dict(
 """
 
 
-def _main():
-    path = osp.join(REPO, 'tools', 'export_subnet.py')
-    spec = importlib.util.spec_from_file_location('export_subnet', path)
+def _main(tool: str = 'export_subnet.py'):
+    path = osp.join(REPO, 'tools', tool)
+    spec = importlib.util.spec_from_file_location(tool[:-3], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
@@ -182,7 +182,7 @@ def _image_folder(root):
 
 
 def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
-                                                   tmp_path):
+                                                   tmp_path, capsys):
     pytest.importorskip('mmpretrain')
     _image_folder(tmp_path / 'images')
     config = _write(
@@ -233,3 +233,28 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
                                    supernet.backbone.resolve_arch(TINY_ARCH))
         actual = classifier(x, mode='tensor')
     assert (actual - expected).abs().max() <= 1e-4
+
+    # tools/test.py runs the written config (its base carries a
+    # train_dataloader but no optimizer) and prints the classifier's top-1
+    images = str(tmp_path / 'images')
+    assert _main('test.py')([
+        str(out / 'kept_cfg.py'),
+        str(out / 'kept.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={images}',
+        'test_dataloader.dataset.data_prefix=', 'test_dataloader.batch_size=8',
+        'test_evaluator.topk=[1]'
+    ]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    batch = Runner.build_dataloader(
+        Config.fromfile(config).train_dataloader).dataset
+    labels = torch.tensor(
+        [batch[i]['data_samples'].gt_label.item() for i in range(len(batch))])
+    inputs = torch.stack([batch[i]['inputs'] for i in range(len(batch))])
+    # the config's own normalization, as the runner uses it
+    preprocess = MODELS.build(cfg.data_preprocessor)
+    with torch.no_grad():
+        logits = classifier(
+            preprocess(dict(inputs=list(inputs)))['inputs'], mode='tensor')
+    top1 = 100 * (logits.argmax(1) == labels).float().mean().item()
+    assert printed['accuracy/top1'] == pytest.approx(top1)
