@@ -65,12 +65,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_common_args(cfg, args.config, args.work_dir, args.cfg_options,
                       args.launcher)
     cfg.load_from = args.checkpoint
-    # Testing builds no training parts; a config may carry some of them
-    # (e.g. its base's train_dataloader without an optimizer), and mmengine's
-    # Runner refuses an incomplete set.
-    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
-                'param_scheduler'):
-        cfg[key] = None
+    # mmengine's Runner refuses an incomplete set of training parts (e.g. a
+    # base's train_dataloader without an optimizer); testing does not train.
+    # A complete set is kept: SubnetTestLoop recalibrates BN on the
+    # train_dataloader.
+    train_parts = ('train_dataloader', 'train_cfg', 'optim_wrapper')
+    if any(cfg.get(key) is None for key in train_parts):
+        for key in train_parts:
+            cfg[key] = None
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.out:

@@ -6,6 +6,7 @@ import copy
 import importlib.util
 import json
 import os.path as osp
+import pickle
 
 import cv2
 import numpy as np
@@ -258,3 +259,64 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
             preprocess(dict(inputs=list(inputs)))['inputs'], mode='tensor')
     top1 = 100 * (logits.argmax(1) == labels).float().mean().item()
     assert printed['accuracy/top1'] == pytest.approx(top1)
+
+
+def test_test_py_on_supernet_and_spec_equals_the_export(
+        supernet, checkpoint, tmp_path):
+    """tools/test.py on a supernet config + spec (SubnetTestLoop, BN on 2
+    training batches) predicts what it predicts on the export calibrated on
+    the same batches."""
+    pytest.importorskip('mmpretrain')
+    images = str(tmp_path / 'images')
+    _image_folder(tmp_path / 'images')
+    data = f"""
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    dataset=dict(
+        type='CustomDataset',
+        data_root={images!r},
+        data_prefix='',
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+test_evaluator = dict(type='Accuracy', topk=(1, ))
+"""
+    supernet_cfg = _write(
+        tmp_path, 'supernet_cfg.py',
+        MMPRETRAIN_CFG.replace('ROOT', repr(images)) + data + f"""
+test_cfg = dict(
+    type='nasbnn_mm.SubnetTestLoop',
+    subnets=[dict(name='spec', arch={TINY_ARCH!r})],
+    calibrate_batches=2)
+train_cfg = dict(by_epoch=True, max_epochs=1)
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
+""")
+    arch = _write(tmp_path, 'arch.json', json.dumps(TINY_ARCH))
+    out = tmp_path / 'export'
+    assert _main()([
+        checkpoint, '--config', supernet_cfg, '--arch', arch, '--out',
+        str(out), '--subnet-config', SUBNET_CFG, '--calibrate-batches', '2'
+    ]) == 0
+    with open(out / 'subnet_cfg.py', 'a') as f:
+        # the supernet config's normalization, not the digits base's
+        f.write(data + 'data_preprocessor = dict(mean=[127.5] * 3, '
+                'std=[127.5] * 3)\n')
+    test = _main('test.py')
+    assert test([
+        supernet_cfg, checkpoint, '--work-dir',
+        str(tmp_path / 'w1'), '--out',
+        str(tmp_path / 'supernet.pkl')
+    ]) == 0
+    assert test([
+        str(out / 'subnet_cfg.py'),
+        str(out / 'subnet.pth'), '--work-dir',
+        str(tmp_path / 'w2'), '--out',
+        str(tmp_path / 'export.pkl')
+    ]) == 0
+    scores = []
+    for name in ('supernet.pkl', 'export.pkl'):
+        with open(tmp_path / name, 'rb') as f:
+            scores.append(
+                torch.stack([r['pred_score'] for r in pickle.load(f)]))
+    assert scores[0].shape == (8, 4)
+    torch.testing.assert_close(scores[0], scores[1], atol=1e-5, rtol=0)
