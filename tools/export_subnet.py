@@ -177,13 +177,19 @@ def space_for_config(cfg: Config, meta: Dict[str, Any]) -> Any:
     return name if name in BUILTIN_SPACES else meta['search_space']
 
 
-def write_subnet_config(path: str, base: str, checkpoint: str,
-                        search_space: Any, meta: Dict[str, Any]) -> None:
+def write_subnet_config(path: str,
+                        base: str,
+                        checkpoint: str,
+                        search_space: Any,
+                        meta: Dict[str, Any],
+                        data_preprocessor: Optional[dict] = None) -> None:
     """Write a config inheriting ``base`` with the exported subnet set.
 
     The backbone is replaced as a whole (``_delete_=True``: a spec or space
     dict cannot merge into a name), keeping the other options of ``base``
     but those the weights need (``weight_norm``, ``stem_quantize_input``).
+    ``data_preprocessor`` (the supernet config's) replaces the base's: the
+    weights and BN statistics hold for the supernet's input normalization.
     """
     backbone = dict(_delete_=True)
     backbone.update(Config.fromfile(base).model.backbone.to_dict())
@@ -202,6 +208,11 @@ def write_subnet_config(path: str, base: str, checkpoint: str,
             f'_base_ = [{osp.abspath(base)!r}]\n\n'
             f'model = {pprint.pformat(model, width=72, sort_dicts=False)}\n'
             f'load_from = {osp.abspath(checkpoint)!r}\n')
+    if data_preprocessor is not None:
+        preprocessor = dict(_delete_=True, **data_preprocessor)
+        text += ('data_preprocessor = '
+                 f'{pprint.pformat(preprocessor, width=72, sort_dicts=False)}'
+                 '\n')
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
 
@@ -239,9 +250,12 @@ def export(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
     dump_arch(backbone.arch, osp.join(args.out, ARCH_FILE))
     meta = ckpt['meta']
     if args.subnet_config is not None:
+        preprocessor = cfg.get('data_preprocessor', None)
         write_subnet_config(
-            osp.join(args.out, f'{args.name}_cfg.py'), args.subnet_config,
-            path, space_for_config(cfg, meta), meta)
+            osp.join(args.out,
+                     f'{args.name}_cfg.py'), args.subnet_config, path,
+            space_for_config(cfg, meta), meta,
+            None if preprocessor is None else preprocessor.to_dict())
     return path, meta
 
 

@@ -297,10 +297,12 @@ optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
         checkpoint, '--config', supernet_cfg, '--arch', arch, '--out',
         str(out), '--subnet-config', SUBNET_CFG, '--calibrate-batches', '2'
     ]) == 0
+    # the supernet config's normalization replaces the digits base's
+    written = Config.fromfile(str(out / 'subnet_cfg.py'))
+    assert written.data_preprocessor == Config.fromfile(
+        supernet_cfg).data_preprocessor
     with open(out / 'subnet_cfg.py', 'a') as f:
-        # the supernet config's normalization, not the digits base's
-        f.write(data + 'data_preprocessor = dict(mean=[127.5] * 3, '
-                'std=[127.5] * 3)\n')
+        f.write(data)
     test = _main('test.py')
     assert test([
         supernet_cfg, checkpoint, '--work-dir',
