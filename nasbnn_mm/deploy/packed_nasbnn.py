@@ -34,7 +34,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from nasbnn_mm.models.backbones.nasbnn import (NASBNN, BinarySeparableBlock,
-                                               NASBNNStem)
+                                               build_subnet_layers,
+                                               normalize_out_indices)
 from nasbnn_mm.models.layers import BinaryConv2d, RPReLU, RSign
 from nasbnn_mm.models.layers.binary_conv import binary_conv_weight
 from nasbnn_mm.nas import (DEFAULT_SPACE, ArchSpec, SearchSpace, load_arch,
@@ -338,36 +339,18 @@ class PackedNASBNN(BaseModule):
         self.space = SearchSpace.from_config(search_space)
         self.arch = load_arch(arch)
         validate_arch(self.arch, self.space, non_decreasing=False)
-        num_stages = len(self.space.stages)
-        for i in out_indices:
-            if not -num_stages <= i < num_stages:
-                raise ValueError(f'out_indices: {i} not in '
-                                 f'[{-num_stages}, {num_stages - 1}]')
-        self.out_indices = tuple(i % num_stages for i in out_indices)
+        self.out_indices = normalize_out_indices(out_indices,
+                                                 len(self.space.stages))
         self.weight_norm = weight_norm
         self.stem_quantize_input = stem_quantize_input
         self.supernet_checkpoint = supernet_checkpoint
         self.supernet_group_slicing = supernet_group_slicing
         self.num_classes = num_classes
-        stem = self.arch.stem
-        if stem.groups != 1:
-            raise ValueError(f'stem: groups {stem.groups} not in {{1}}')
-        self.stem = NASBNNStem(self.space.in_channels, stem.channels,
-                               stem.kernel_size, self.space.stem.stride,
-                               stem_quantize_input)
-        self.stages = nn.ModuleList()
-        in_channels = stem.channels
-        for layers, stage in zip(self.arch.stages, self.space.stages):
-            blocks = nn.ModuleList()
-            for j, layer in enumerate(layers):
-                blocks.append(
-                    PackedSeparableBlock(in_channels, layer.channels,
-                                         layer.kernel_size, layer.groups,
-                                         stage.stride if j == 0 else 1))
-                in_channels = layer.channels
-            self.stages.append(blocks)
+        self.stem, self.stages = build_subnet_layers(self.arch, self.space,
+                                                     stem_quantize_input,
+                                                     PackedSeparableBlock)
         self.fc = (
-            nn.Linear(in_channels, num_classes)
+            nn.Linear(self.arch.stages[-1][-1].channels, num_classes)
             if num_classes is not None else None)
         self.requires_grad_(False)
         self.eval()

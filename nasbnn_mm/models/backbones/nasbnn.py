@@ -10,7 +10,7 @@ widths, with the module names of :class:`SuperBNN`, so that
 Bi-Transformations of the supernet are folded into the exported weights, so
 the static binary convolutions have none.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -25,7 +25,10 @@ from ..layers import BinaryConv2d, LSQConv2d, RPReLU, RSign
 from ..layers.dynamic_binary_conv import GROUP_SLICINGS
 from ..layers.shortcut import bireal_shortcut
 
-__all__ = ['NASBNNStem', 'BinarySeparableBlock', 'NASBNN']
+__all__ = [
+    'NASBNNStem', 'BinarySeparableBlock', 'NASBNN', 'normalize_out_indices',
+    'build_subnet_layers'
+]
 
 ArchType = Union[str, dict, ArchSpec]
 WeightNormType = Union[bool, str]
@@ -129,6 +132,70 @@ class BinarySeparableBlock(nn.Module):
         return self.act2(out2 + bireal_shortcut(out, out2.shape[1], 1))
 
 
+def normalize_out_indices(out_indices: Sequence[int],
+                          num_stages: int) -> Tuple[int, ...]:
+    """Check stage indices and make them non-negative.
+
+    Args:
+        out_indices (Sequence[int]): Indices in ``[-num_stages, num_stages)``;
+            negative ones count from the last stage.
+        num_stages (int): Number of stages.
+
+    Returns:
+        tuple[int]: The indices in ``[0, num_stages)``.
+
+    Raises:
+        ValueError: If an index is out of range.
+    """
+    for index in out_indices:
+        if not -num_stages <= index < num_stages:
+            raise ValueError(f'out_indices: {index} not in '
+                             f'[{-num_stages}, {num_stages - 1}]')
+    return tuple(index % num_stages for index in out_indices)
+
+
+# (in_channels, out_channels, kernel_size, groups, stride) -> block
+BlockFactory = Callable[[int, int, int, int, int], nn.Module]
+
+
+def build_subnet_layers(
+        arch: ArchSpec, space: SearchSpace, stem_quantize_input: bool,
+        make_block: BlockFactory) -> Tuple[NASBNNStem, nn.ModuleList]:
+    """The stem and the stages of blocks of one subnet, at its widths.
+
+    The first block of a stage has the stage's stride, the others stride 1;
+    module names mirror :class:`SuperBNN` (``stages.<i>.<j>``).
+
+    Args:
+        arch (ArchSpec): A validated spec of ``space``.
+        space (SearchSpace): Its search space (strides, input channels).
+        stem_quantize_input (bool): See :class:`NASBNNStem`.
+        make_block (Callable): Builds one block from
+            ``(in_channels, out_channels, kernel_size, groups, stride)``.
+
+    Returns:
+        tuple: ``(stem, stages)``, stages an ``nn.ModuleList`` of
+        ``nn.ModuleList``.
+    """
+    stem = arch.stem
+    if stem.groups != 1:
+        raise ValueError(f'stem: groups {stem.groups} not in {{1}}')
+    stem_module = NASBNNStem(space.in_channels, stem.channels,
+                             stem.kernel_size, space.stem.stride,
+                             stem_quantize_input)
+    stages = nn.ModuleList()
+    in_channels = stem.channels
+    for layers, stage in zip(arch.stages, space.stages):
+        blocks = nn.ModuleList()
+        for j, layer in enumerate(layers):
+            blocks.append(
+                make_block(in_channels, layer.channels, layer.kernel_size,
+                           layer.groups, stage.stride if j == 0 else 1))
+            in_channels = layer.channels
+        stages.append(blocks)
+    return stem_module, stages
+
+
 @MODELS.register_module()
 class NASBNN(BaseModule):
     """A NAS-BNN subnet as a plain backbone (MMPretrain and MMDetection).
@@ -204,8 +271,7 @@ class NASBNN(BaseModule):
         self.arch = load_arch(arch)
         validate_arch(self.arch, self.space, non_decreasing=False)
         num_stages = len(self.space.stages)
-        self.out_indices = tuple(
-            self._check_index(i, num_stages) for i in out_indices)
+        self.out_indices = normalize_out_indices(out_indices, num_stages)
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages: {frozen_stages} not in '
                              f'[-1, {num_stages}]')
@@ -216,32 +282,10 @@ class NASBNN(BaseModule):
         self.supernet_checkpoint = supernet_checkpoint
         self.supernet_group_slicing = supernet_group_slicing
 
-        stem = self.arch.stem
-        if stem.groups != 1:
-            raise ValueError(f'stem: groups {stem.groups} not in {{1}}')
-        self.stem = NASBNNStem(self.space.in_channels, stem.channels,
-                               stem.kernel_size, self.space.stem.stride,
-                               stem_quantize_input)
-        self.stages = nn.ModuleList()
-        in_channels = stem.channels
-        for layers, stage in zip(self.arch.stages, self.space.stages):
-            blocks = nn.ModuleList()
-            for j, layer in enumerate(layers):
-                blocks.append(
-                    BinarySeparableBlock(in_channels, layer.channels,
-                                         layer.kernel_size, layer.groups,
-                                         stage.stride if j == 0 else 1,
-                                         weight_norm))
-                in_channels = layer.channels
-            self.stages.append(blocks)
+        self.stem, self.stages = build_subnet_layers(
+            self.arch, self.space, stem_quantize_input,
+            lambda *args: BinarySeparableBlock(*args, weight_norm))
         self._freeze_stages()
-
-    @staticmethod
-    def _check_index(index: int, num_stages: int) -> int:
-        if not -num_stages <= index < num_stages:
-            raise ValueError(f'out_indices: {index} not in '
-                             f'[{-num_stages}, {num_stages - 1}]')
-        return index % num_stages
 
     @property
     def out_channels(self) -> Tuple[int, ...]:

@@ -20,7 +20,8 @@ from nasbnn_mm.registry import MODELS
 from ..layers import (DynamicBatchNorm2d, DynamicBinaryConv2d,
                       DynamicLSQConv2d, DynamicRPReLU, DynamicRSign)
 from ..layers.shortcut import bireal_shortcut
-from .nasbnn import NASBNN, BinarySeparableBlock, NASBNNStem
+from .nasbnn import (NASBNN, BinarySeparableBlock, NASBNNStem,
+                     normalize_out_indices)
 
 __all__ = ['SuperStem', 'SuperSeparableBlock', 'SuperBNN']
 
@@ -237,8 +238,7 @@ class SuperBNN(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.space = SearchSpace.from_config(search_space)
         num_stages = len(self.space.stages)
-        self.out_indices = tuple(
-            self._check_index(i, num_stages) for i in out_indices)
+        self.out_indices = normalize_out_indices(out_indices, num_stages)
         stem = self.space.stem
         if len(stem.kernel_size) != 1 or stem.groups != (1, ):
             raise ValueError('search_space.stem: the stem searches only its '
@@ -262,13 +262,6 @@ class SuperBNN(BaseModule):
             self.stages.append(blocks)
         self.arch = self.resolve_arch(
             sample_largest(self.space) if arch is None else arch)
-
-    @staticmethod
-    def _check_index(index: int, num_stages: int) -> int:
-        if not -num_stages <= index < num_stages:
-            raise ValueError(f'out_indices: {index} not in '
-                             f'[{-num_stages}, {num_stages - 1}]')
-        return index % num_stages
 
     @property
     def out_channels(self) -> Tuple[int, ...]:
