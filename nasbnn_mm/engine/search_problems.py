@@ -34,7 +34,7 @@ from .bn_calibration import recalibrate_bn
 
 __all__ = [
     'SEARCH_PROBLEMS', 'SearchProblem', 'SupernetSearchProblem',
-    'strided_indices', 'StridedSampler'
+    'strided_indices', 'StridedSampler', 'count_top1'
 ]
 
 # NOTE: a registry of its own (no parent), so a config can name a problem
@@ -318,17 +318,7 @@ class SupernetSearchProblem(SearchProblem):
             recalibrate_bn(
                 model, self.calibration_batches(), lambda batch: model(
                     self._inputs(batch)['inputs'], mode='tensor'))
-            model.eval()
-            correct, total = 0, 0
-            for batch in self.eval_loader:
-                data = self._inputs(batch)
-                logits = model(data['inputs'], mode='tensor')
-                labels = _labels(data['data_samples']).to(logits.device)
-                correct += int((logits.argmax(dim=1) == labels).sum())
-                total += labels.numel()
-        counts = torch.tensor([correct, total], dtype=torch.int64)
-        all_reduce(counts, op='sum')
-        return int(counts[0]), int(counts[1])
+            return count_top1(model, self.eval_loader)
 
     def evaluate(self, candidate: ArchSpec) -> float:
         """Top-1 accuracy (%) on the evaluation split."""
@@ -342,6 +332,31 @@ class SupernetSearchProblem(SearchProblem):
     def from_dict(self, data: dict) -> ArchSpec:
         """Parse a spec dict."""
         return parse_arch(data)
+
+
+@torch.no_grad()
+def count_top1(model, loader: DataLoader) -> Tuple[int, int]:
+    """Correct top-1 predictions and images of ``loader``, summed over ranks.
+
+    Args:
+        model (BaseModel): A classifier with a ``data_preprocessor`` and
+            ``mode='tensor'`` logits (N, num_classes); put in eval mode.
+        loader (DataLoader): This rank's share of the evaluation split.
+
+    Returns:
+        tuple[int, int]: ``(correct, images)`` over all ranks.
+    """
+    model.eval()
+    correct, total = 0, 0
+    for batch in loader:
+        data = model.data_preprocessor(batch, False)
+        logits = model(data['inputs'], mode='tensor')
+        labels = _labels(data['data_samples']).to(logits.device)
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        total += labels.numel()
+    counts = torch.tensor([correct, total], dtype=torch.int64)
+    all_reduce(counts, op='sum')
+    return int(counts[0]), int(counts[1])
 
 
 def _labels(data_samples: Sequence) -> torch.Tensor:

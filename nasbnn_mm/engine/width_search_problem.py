@@ -39,7 +39,7 @@ from nasbnn_mm.registry import HOOKS
 from nasbnn_mm.utils.typing_utils import ConfigType, OptConfigType
 from .bn_calibration import recalibrate_bn
 from .search_problems import (SEARCH_PROBLEMS, SearchProblem, StridedSampler,
-                              _build_dataset, _labels, _loader)
+                              _build_dataset, _loader, count_top1)
 
 __all__ = [
     'WidthSearchProblem', 'ShardedEpochSampler', 'InheritLeadingChannelsHook'
@@ -388,20 +388,9 @@ class WidthSearchProblem(SearchProblem):
                 optim_wrapper.zero_grad()
                 step += 1
 
-    @torch.no_grad()
     def count_correct(self, model: nn.Module) -> Tuple[int, int]:
         """Correct top-1 predictions and images, summed over all ranks."""
-        model.eval()
-        correct, total = 0, 0
-        for batch in self.eval_loader:
-            data = model.data_preprocessor(batch, False)
-            logits = model(data['inputs'], mode='tensor')
-            labels = _labels(data['data_samples']).to(logits.device)
-            correct += int((logits.argmax(dim=1) == labels).sum())
-            total += labels.numel()
-        counts = torch.tensor([correct, total], dtype=torch.int64)
-        all_reduce(counts, op='sum')
-        return int(counts[0]), int(counts[1])
+        return count_top1(model, self.eval_loader)
 
     def evaluate(self, candidate: Ratios) -> float:
         """Inherit, train briefly, return top-1 (%) on the evaluation split.
