@@ -63,6 +63,9 @@ def split_indices(labels: np.ndarray, val_ratio: float,
     """
     if not 0 < val_ratio < 1:
         raise ValueError(f'val_ratio: {val_ratio} not in (0, 1)')
+    if search_val_per_class < 1:
+        raise ValueError(f'search_val_per_class: {search_val_per_class} '
+                         'must be >= 1 (the search configs read search_val)')
     splits: Dict[str, List[int]] = {name: [] for name in CLS_SPLITS}
     for digit in range(len(CLASSES)):
         idx = rng.permutation(np.flatnonzero(labels == digit))

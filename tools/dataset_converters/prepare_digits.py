@@ -6,6 +6,7 @@ Example::
 """
 import argparse
 import json
+import sys
 import time
 
 from nasbnn_mm.datasets.digits import prepare_digits
@@ -33,14 +34,17 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     start = time.time()
-    meta = prepare_digits(
-        args.out,
-        seed=args.seed,
-        image_size=args.image_size,
-        search_val_per_class=args.search_val_per_class,
-        num_train_canvases=args.train_canvases,
-        num_val_canvases=args.val_canvases,
-        canvas_size=args.canvas_size)
+    try:
+        meta = prepare_digits(
+            args.out,
+            seed=args.seed,
+            image_size=args.image_size,
+            search_val_per_class=args.search_val_per_class,
+            num_train_canvases=args.train_canvases,
+            num_val_canvases=args.val_canvases,
+            canvas_size=args.canvas_size)
+    except ValueError as e:
+        sys.exit(f'prepare_digits.py: error: {e}')
     print(json.dumps(meta))
     print(f'wrote {args.out} in {time.time() - start:.1f}s')
 
