@@ -47,6 +47,20 @@ START=$(date +%s)
 
 log() { echo "[install $(( $(date +%s) - START ))s] $*"; }
 
+# A new environment takes ~6 GiB (torch's PyPI build carries CUDA libraries)
+# plus ~1 GiB to build mmcv: say so up front rather than fail half-way.
+NEED_GIB=8
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    PARENT="$(dirname "$VENV")"
+    mkdir -p "$PARENT"
+    FREE_GIB=$(( $(df -Pk "$PARENT" | awk 'NR == 2 {print $4}') / 1048576 ))
+    if [ "$FREE_GIB" -lt "$NEED_GIB" ]; then
+        echo "install.sh: $FREE_GIB GiB free under $PARENT, a new environment needs" \
+            "about $NEED_GIB GiB (set NASBNN_VENV to a larger disk or free space)" >&2
+        exit 1
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtual environment $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
