@@ -2,7 +2,7 @@ from .bn_calibration import recalibrate_bn
 from .evolution_search_loop import (EvolutionSearchLoop, bucket_index,
                                     build_problem, num_buckets, pareto_front,
                                     rank_by_fitness)
-from .hooks import (PrecisionMapHook, RandomStateHook,
+from .hooks import (PrecisionMapHook, RandomStateHook, RecalibrateBNHook,
                     WeightsOnlyCheckpointHook, check_neck_in_channels,
                     from_weights_only, to_weights_only)
 from .search_problems import (SEARCH_PROBLEMS, SearchProblem, StridedSampler,
@@ -16,7 +16,8 @@ __all__ = [
     'num_buckets', 'pareto_front', 'rank_by_fitness', 'SEARCH_PROBLEMS',
     'SearchProblem', 'StridedSampler', 'SupernetSearchProblem',
     'strided_indices', 'SubnetValLoop', 'SubnetTestLoop', 'middle_subnet',
-    'WeightsOnlyCheckpointHook', 'RandomStateHook', 'PrecisionMapHook',
-    'check_neck_in_channels', 'to_weights_only', 'from_weights_only',
-    'WidthSearchProblem', 'InheritLeadingChannelsHook', 'ShardedEpochSampler'
+    'WeightsOnlyCheckpointHook', 'RandomStateHook', 'RecalibrateBNHook',
+    'PrecisionMapHook', 'check_neck_in_channels', 'to_weights_only',
+    'from_weights_only', 'WidthSearchProblem', 'InheritLeadingChannelsHook',
+    'ShardedEpochSampler'
 ]

@@ -1,9 +1,11 @@
 from .precision_map_hook import PrecisionMapHook, check_neck_in_channels
 from .random_state_hook import RandomStateHook
+from .recalibrate_bn_hook import RecalibrateBNHook
 from .weights_only_checkpoint_hook import (WeightsOnlyCheckpointHook,
                                            from_weights_only, to_weights_only)
 
 __all__ = [
     'WeightsOnlyCheckpointHook', 'to_weights_only', 'from_weights_only',
-    'RandomStateHook', 'PrecisionMapHook', 'check_neck_in_channels'
+    'RandomStateHook', 'RecalibrateBNHook', 'PrecisionMapHook',
+    'check_neck_in_channels'
 ]

@@ -1,0 +1,60 @@
+"""Re-estimate BN statistics at the end of training epochs."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from nasbnn_mm.registry import HOOKS
+from ..bn_calibration import recalibrate_bn
+
+__all__ = ['RecalibrateBNHook']
+
+
+@HOOKS.register_module()
+class RecalibrateBNHook(Hook):
+    """Recalibrate every BatchNorm on training batches after an epoch.
+
+    A binary network's activations change abruptly when latent weights
+    change sign, so BN running averages (momentum 0.1) lag the network and
+    validation swings by several points from epoch to epoch. After every
+    ``interval`` epochs and after the last one, this hook replaces the
+    running statistics with a cumulative average over ``num_batches``
+    training batches (:func:`recalibrate_bn`, eval-mode forwards, no
+    gradients), as the supernet's validation and the export do. It runs
+    before the checkpoint is written (priority ``NORMAL`` < ``VERY_LOW``)
+    and before validation, so both see the recalibrated statistics.
+
+    Args:
+        num_batches (int): Training batches to average. Defaults to 10.
+        interval (int): Recalibrate every ``interval`` epochs (and after
+            the last). Defaults to 1.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, num_batches: int = 10, interval: int = 1) -> None:
+        if num_batches < 1:
+            raise ValueError(f'num_batches: {num_batches} must be >= 1')
+        if interval < 1:
+            raise ValueError(f'interval: {interval} must be >= 1')
+        self.num_batches = num_batches
+        self.interval = interval
+
+    def after_train_epoch(self, runner) -> None:
+        if not (self.every_n_epochs(runner, self.interval)
+                or self.is_last_train_epoch(runner)):
+            return
+        self.recalibrate(runner)
+
+    def recalibrate(self, runner) -> int:
+        """Recalibrate ``runner.model`` now; returns the batches used."""
+        model = runner.model
+        module = model.module if is_model_wrapper(model) else model
+
+        def forward(batch):
+            inputs = module.data_preprocessor(batch, False)['inputs']
+            return module(inputs, mode='tensor')
+
+        used = recalibrate_bn(module, runner.train_dataloader, forward,
+                              self.num_batches)
+        runner.logger.info(f'BN statistics recalibrated on {used} '
+                           'training batches')
+        return used
