@@ -3,7 +3,10 @@
 CPU, with every kind of choice (depth, width, kernel, groups) present."""
 import torch
 
-__all__ = ['TINY_SPACE', 'TINY_ARCH', 'ONE_STAGE_SPACE', 'LabelSample']
+__all__ = [
+    'TINY_SPACE', 'TINY_ARCH', 'ONE_STAGE_SPACE', 'LabelSample',
+    'toy_train_dataloader'
+]
 
 # Two stages, 16x16 inputs, 4 classes; the second stage has stride 2 and
 # grouped convs, so widths, groups and kernel transforms all vary.
@@ -52,3 +55,15 @@ class LabelSample:
 
     def __init__(self, label: int) -> None:
         self.gt_label = torch.tensor([label])
+
+
+def toy_train_dataloader(dataset: list, batch_size: int = 4) -> dict:
+    """An MMEngine ``train_dataloader`` config over an in-memory list of
+    sample dicts: shuffled by ``DefaultSampler``, default collate, no
+    workers."""
+    return dict(
+        dataset=dataset,
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        collate_fn=dict(type='default_collate'),
+        batch_size=batch_size,
+        num_workers=0)

@@ -1,4 +1,4 @@
-from .bn_calibration import recalibrate_bn
+from .bn_calibration import recalibrate_bn, tensor_forward
 from .evolution_search_loop import (EvolutionSearchLoop, bucket_index,
                                     build_problem, num_buckets, pareto_front,
                                     rank_by_fitness)
@@ -12,12 +12,12 @@ from .width_search_problem import (InheritLeadingChannelsHook,
                                    ShardedEpochSampler, WidthSearchProblem)
 
 __all__ = [
-    'recalibrate_bn', 'EvolutionSearchLoop', 'bucket_index', 'build_problem',
-    'num_buckets', 'pareto_front', 'rank_by_fitness', 'SEARCH_PROBLEMS',
-    'SearchProblem', 'StridedSampler', 'SupernetSearchProblem',
-    'strided_indices', 'SubnetValLoop', 'SubnetTestLoop', 'middle_subnet',
-    'WeightsOnlyCheckpointHook', 'RandomStateHook', 'RecalibrateBNHook',
-    'PrecisionMapHook', 'check_neck_in_channels', 'to_weights_only',
-    'from_weights_only', 'WidthSearchProblem', 'InheritLeadingChannelsHook',
-    'ShardedEpochSampler'
+    'recalibrate_bn', 'tensor_forward', 'EvolutionSearchLoop', 'bucket_index',
+    'build_problem', 'num_buckets', 'pareto_front', 'rank_by_fitness',
+    'SEARCH_PROBLEMS', 'SearchProblem', 'StridedSampler',
+    'SupernetSearchProblem', 'strided_indices', 'SubnetValLoop',
+    'SubnetTestLoop', 'middle_subnet', 'WeightsOnlyCheckpointHook',
+    'RandomStateHook', 'RecalibrateBNHook', 'PrecisionMapHook',
+    'check_neck_in_channels', 'to_weights_only', 'from_weights_only',
+    'WidthSearchProblem', 'InheritLeadingChannelsHook', 'ShardedEpochSampler'
 ]

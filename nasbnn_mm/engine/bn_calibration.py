@@ -11,7 +11,22 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ['recalibrate_bn']
+__all__ = ['recalibrate_bn', 'tensor_forward']
+
+
+def tensor_forward(model: nn.Module) -> Callable[[object], torch.Tensor]:
+    """The ``forward`` of :func:`recalibrate_bn` for an mm-style model.
+
+    Runs ``model.data_preprocessor(batch, False)`` (an MMEngine
+    ``BaseModel``'s) and the model in ``mode='tensor'`` on a dataloader
+    batch.
+    """
+
+    def forward(batch):
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        return model(inputs, mode='tensor')
+
+    return forward
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from nasbnn_mm.nas import ArchSpec, ops_bounds, sample_in_ops_range
 from nasbnn_mm.registry import LOOPS
-from .bn_calibration import recalibrate_bn
+from .bn_calibration import recalibrate_bn, tensor_forward
 
 __all__ = ['SubnetValLoop', 'SubnetTestLoop', 'middle_subnet']
 
@@ -90,13 +90,8 @@ class _SubnetLoopMixin:
         previous = algorithm.subnet
         for name, arch in self._resolve(algorithm):
             algorithm.set_subnet(arch)
-
-            def forward(batch):
-                inputs = algorithm.data_preprocessor(batch, False)['inputs']
-                return algorithm(inputs, mode='tensor')
-
-            recalibrate_bn(algorithm, self._calibration_batches(), forward,
-                           self.calibrate_batches)
+            recalibrate_bn(algorithm, self._calibration_batches(),
+                           tensor_forward(algorithm), self.calibrate_batches)
             model.eval()
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch)

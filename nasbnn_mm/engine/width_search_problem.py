@@ -37,7 +37,7 @@ from nasbnn_mm.models.backbones.width_vgg import (EXPAND_RATIOS,
 from nasbnn_mm.nas.width_counter import count_width_cost
 from nasbnn_mm.registry import HOOKS
 from nasbnn_mm.utils.typing_utils import ConfigType, OptConfigType
-from .bn_calibration import recalibrate_bn
+from .bn_calibration import recalibrate_bn, tensor_forward
 from .search_problems import (SEARCH_PROBLEMS, SearchProblem, StridedSampler,
                               _build_dataset, _loader, count_top1)
 
@@ -407,9 +407,7 @@ class WidthSearchProblem(SearchProblem):
             recalibrate_bn(
                 model,
                 self._train_loader(0, sharded=False),
-                lambda batch: model(
-                    model.data_preprocessor(batch, False)['inputs'],
-                    mode='tensor'),
+                tensor_forward(model),
                 num_batches=self.calibrate_batches)
         correct, total = self.count_correct(model)
         return 100.0 * correct / total

@@ -3,7 +3,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from nasbnn_mm.registry import HOOKS
-from ..bn_calibration import recalibrate_bn
+from ..bn_calibration import recalibrate_bn, tensor_forward
 
 __all__ = ['RecalibrateBNHook']
 
@@ -48,13 +48,8 @@ class RecalibrateBNHook(Hook):
         """Recalibrate ``runner.model`` now; returns the batches used."""
         model = runner.model
         module = model.module if is_model_wrapper(model) else model
-
-        def forward(batch):
-            inputs = module.data_preprocessor(batch, False)['inputs']
-            return module(inputs, mode='tensor')
-
-        used = recalibrate_bn(module, runner.train_dataloader, forward,
-                              self.num_batches)
+        used = recalibrate_bn(module, runner.train_dataloader,
+                              tensor_forward(module), self.num_batches)
         runner.logger.info(f'BN statistics recalibrated on {used} '
                            'training batches')
         return used

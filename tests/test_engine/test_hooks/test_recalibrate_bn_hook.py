@@ -5,6 +5,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 from nasbnn_mm.engine.hooks import RecalibrateBNHook, WeightsOnlyCheckpointHook
+from nasbnn_mm.testing import toy_train_dataloader
 
 
 class ConvBNModel(BaseModel):
@@ -33,12 +34,7 @@ def _runner(tmp_path, hooks, max_epochs=2):
     return Runner(
         model=ConvBNModel(),
         work_dir=str(tmp_path),
-        train_dataloader=dict(
-            dataset=_dataset(),
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate'),
-            batch_size=4,
-            num_workers=0),
+        train_dataloader=toy_train_dataloader(_dataset()),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),

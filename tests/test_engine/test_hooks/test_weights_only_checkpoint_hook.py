@@ -10,6 +10,7 @@ from mmengine.runner import Runner
 
 from nasbnn_mm.engine.hooks import (WeightsOnlyCheckpointHook,
                                     from_weights_only, to_weights_only)
+from nasbnn_mm.testing import toy_train_dataloader
 
 
 class ToyModel(BaseModel):
@@ -37,12 +38,7 @@ def _runner(work_dir: str, max_iters: int, resume: bool = False) -> Runner:
     return Runner(
         model=ToyModel(),
         work_dir=work_dir,
-        train_dataloader=dict(
-            dataset=_dataset(),
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate'),
-            batch_size=4,
-            num_workers=0),
+        train_dataloader=toy_train_dataloader(_dataset()),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(
