@@ -1,0 +1,163 @@
+"""One way to read checkpoints: ``weights_only=True``, one-line errors.
+
+Every weight file the package reads (supernet and subnet checkpoints,
+packed files, converter inputs, search resumes) goes through
+:func:`read_checkpoint`; state dicts are taken out of it with
+:func:`extract_state_dict`. Files are written with :func:`save_atomic`,
+so an interrupted write never leaves a truncated file behind.
+"""
+import hashlib
+import io
+import os
+import os.path as osp
+import pickle
+import zipfile
+from typing import Any, Dict, Mapping, Optional, Union
+
+import torch
+from mmengine.fileio import get as get_bytes
+from torch import Tensor
+
+from .errors import CheckpointError
+
+__all__ = [
+    'CheckpointType', 'read_checkpoint', 'extract_state_dict',
+    'checkpoint_meta', 'file_digest', 'save_atomic'
+]
+
+CheckpointType = Union[str, Mapping[str, Any]]
+# DistributedDataParallel's prefix, left in checkpoints saved unwrapped.
+_DDP_PREFIX = 'module.'
+
+
+def _reason(error: BaseException) -> str:
+    """What is wrong with a file ``torch.load`` refused, in one phrase."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ''
+    if isinstance(error, pickle.UnpicklingError) and \
+            'Weights only load failed' in str(error):
+        return ('it holds Python objects that weights_only loading refuses '
+                '(saved with arbitrary pickles); re-save its tensors and '
+                'plain values, e.g. torch.save({"state_dict": sd}, path), '
+                'from a trusted environment')
+    if isinstance(error, (zipfile.BadZipFile, EOFError, IndexError)) or (
+            isinstance(error, RuntimeError) and
+        ('zip archive' in text or 'central directory' in text
+         or 'PytorchStreamReader' in text)):
+        return ('it is truncated or damaged (not a complete PyTorch zip '
+                'archive); copy or download it again, or use an earlier '
+                'checkpoint')
+    if isinstance(error, pickle.UnpicklingError) or (
+            isinstance(error, RuntimeError) and 'magic number' in text):
+        return 'it is not a PyTorch checkpoint (' + text[:80] + ')'
+    return f'it cannot be read as a PyTorch checkpoint ({text[:120]})'
+
+
+def read_checkpoint(checkpoint: CheckpointType,
+                    what: str = 'checkpoint') -> Mapping[str, Any]:
+    """Read a checkpoint onto the CPU with ``torch.load(weights_only=True)``.
+
+    Args:
+        checkpoint (str | Mapping): A local path or any mmengine file
+            backend URI; a mapping passes through unchanged.
+        what (str): What the file is meant to be, for messages (e.g.
+            'supernet checkpoint'). Defaults to 'checkpoint'.
+
+    Returns:
+        Mapping: The loaded object (a checkpoint dict or a state dict).
+
+    Raises:
+        CheckpointError: One line naming the file and what is wrong
+            (missing, truncated, not a checkpoint, needs unsafe loading,
+            not a dict).
+    """
+    if isinstance(checkpoint, Mapping):
+        return checkpoint
+    path = str(checkpoint)
+    if '://' not in path and not osp.isfile(path):
+        raise CheckpointError(f'{what} {path}: no such file')
+    try:
+        data = get_bytes(path)
+        loaded = torch.load(
+            io.BytesIO(data), map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: B902 (torch raises many kinds)
+        raise CheckpointError(f'{what} {path}: {_reason(e)}') from e
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(
+            f'{what} {path}: holds a {type(loaded).__name__}, expected a '
+            'dict (a checkpoint or a state dict)')
+    return loaded
+
+
+def extract_state_dict(checkpoint: CheckpointType,
+                       prefix: str = '',
+                       what: str = 'checkpoint') -> Dict[str, Tensor]:
+    """The tensors of a checkpoint, optionally those under one prefix.
+
+    Takes ``checkpoint['state_dict']`` when present (else the mapping
+    itself), drops DistributedDataParallel's ``module.`` prefix when every
+    key has it, and keeps only ``prefix`` keys, with the prefix removed.
+
+    Args:
+        checkpoint (str | Mapping): See :func:`read_checkpoint`.
+        prefix (str): E.g. ``'backbone.'``; '' keeps every key.
+            Defaults to ''.
+        what (str): What the file is meant to be, for messages.
+
+    Returns:
+        dict[str, Tensor]: The selected entries.
+
+    Raises:
+        CheckpointError: If the file cannot be read or has no tensors
+            under ``prefix``.
+    """
+    ckpt = read_checkpoint(checkpoint, what)
+    state = ckpt.get('state_dict', ckpt)
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f'{_name(checkpoint, what)}: state_dict is a '
+                              f'{type(state).__name__}, expected a dict')
+    state = {k: v for k, v in state.items() if isinstance(v, Tensor)}
+    if state and all(k.startswith(_DDP_PREFIX) for k in state):
+        state = {k[len(_DDP_PREFIX):]: v for k, v in state.items()}
+    if prefix:
+        state = {
+            k[len(prefix):]: v
+            for k, v in state.items() if k.startswith(prefix)
+        }
+    if not state:
+        where = f' under {prefix!r}' if prefix else ''
+        raise CheckpointError(
+            f'{_name(checkpoint, what)}: no tensors{where}')
+    return state
+
+
+def checkpoint_meta(checkpoint: CheckpointType) -> Dict[str, Any]:
+    """``checkpoint['meta']`` as a dict ({} when there is none)."""
+    meta = read_checkpoint(checkpoint).get('meta')
+    return dict(meta) if isinstance(meta, Mapping) else {}
+
+
+def file_digest(path: str, length: int = 16) -> str:
+    """The first ``length`` hex digits of the SHA-256 of a file."""
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            sha.update(block)
+    return sha.hexdigest()[:length]
+
+
+def save_atomic(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path`` through a temporary file and a rename.
+
+    Raises:
+        CheckpointError: If the folder of ``path`` does not exist.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    if not osp.isdir(folder):
+        raise CheckpointError(f'{path}: folder {folder} does not exist')
+    tmp = f'{path}.tmp{os.getpid()}'
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _name(checkpoint: CheckpointType, what: str) -> str:
+    return what if isinstance(checkpoint, Mapping) else f'{what} {checkpoint}'
