@@ -3,8 +3,8 @@
 Plain Python/PyTorch (plus mmengine to read config files): the supernet, the
 search loop and the analysis tools all build on this package.
 """
-from .arch_spec import (PRESETS, ArchSpec, LayerSpec, dump_arch, format_arch,
-                        load_arch, parse_arch, validate_arch)
+from .arch_spec import (PRESETS, ArchSpec, ArchType, LayerSpec, dump_arch,
+                        format_arch, load_arch, parse_arch, validate_arch)
 from .ops_counter import (OPS_DIVISORS, OPS_KINDS, OpsReport, OpsRow,
                           count_arch_ops, count_module_ops)
 from .sampler import (RandomGenerator, crossover, mutate, ops_bounds,
@@ -17,7 +17,7 @@ from .width_fitness import width_fitness
 
 __all__ = [
     'DEFAULT_SPACE', 'BUILTIN_SPACES', 'LayerSpace', 'StageSpace',
-    'SearchSpace', 'PRESETS', 'LayerSpec', 'ArchSpec', 'parse_arch',
+    'SearchSpace', 'PRESETS', 'LayerSpec', 'ArchSpec', 'ArchType', 'parse_arch',
     'format_arch', 'load_arch', 'dump_arch', 'validate_arch', 'OPS_KINDS',
     'OPS_DIVISORS', 'OpsRow', 'OpsReport', 'count_arch_ops',
     'count_module_ops', 'RandomGenerator', 'ops_bounds', 'sample_smallest',

@@ -30,7 +30,7 @@ from .search_space import LayerSpace, SearchSpace, format_choices
 
 __all__ = [
     'PRESETS', 'LayerSpec', 'ArchSpec', 'parse_arch', 'format_arch',
-    'load_arch', 'dump_arch', 'validate_arch'
+    'load_arch', 'dump_arch', 'validate_arch', 'ArchType'
 ]
 
 PRESETS = ('A', 'B', 'C', 'D', 'E', 'F')
@@ -138,6 +138,11 @@ class ArchSpec:
             stem=str(self.stem),
             stages=[[str(layer) for layer in stage] for stage in self.stages])
 
+
+
+# Anything that names a subnet: a preset letter, 'smallest'/'largest' where a
+# space is known, a spec file path, a dict or an ArchSpec.
+ArchType = Union[str, dict, ArchSpec]
 
 def parse_arch(data: Union[ArchSpec, Mapping, str]) -> ArchSpec:
     """Parse a spec given as an :class:`ArchSpec`, a dict or JSON text.
