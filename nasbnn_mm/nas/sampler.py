@@ -19,14 +19,14 @@ completion adds after each (stage, depth, layer, input width). OPs are in
 millions (M) throughout, as in the paper.
 """
 import random
-from functools import lru_cache
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .arch_spec import ArchSpec, LayerSpec
-from .ops_counter import (classifier_row, conv_output_size, count_arch_ops,
-                          layer_rows, stem_row)
+from .decision_tables import (Bounds, Option, Picker, build_arch,
+                              decision_tables, merge_bounds)
+from .ops_counter import count_arch_ops
 from .search_space import SearchSpace
 
 __all__ = [
@@ -35,13 +35,6 @@ __all__ = [
 ]
 
 RandomGenerator = Union[random.Random, np.random.Generator]
-Bounds = Tuple[float, float]
-# An option of a decision: (the choice, a LayerSpec or a depth; the OPs it
-# adds in M; the least and most OPs in M of everything after it).
-Option = Tuple[Union[LayerSpec, int], float, Bounds]
-Picker = Callable[[List[Option]], Option]
-# Slack of the OPs-range pruning, against rounding of float sums (M).
-_EPS = 1e-9
 
 
 def _choice(rng: RandomGenerator, seq: Sequence):
@@ -53,154 +46,6 @@ def _choice(rng: RandomGenerator, seq: Sequence):
                     f'got {type(rng).__name__}')
 
 
-def _merge(bounds: Sequence[Bounds]) -> Optional[Bounds]:
-    if not bounds:
-        return None
-    return min(b[0] for b in bounds), max(b[1] for b in bounds)
-
-
-class _Tables:
-    """Feasible choices and OPs bounds of every decision of a space."""
-
-    def __init__(self, space: SearchSpace, non_decreasing: bool) -> None:
-        self.space = space
-        self.non_decreasing = non_decreasing
-        # (H, W) entering each stage and after its first layer: with odd
-        # kernels and padding k // 2, they do not depend on the choices.
-        hw = conv_output_size(space.input_size, space.stem.kernel_size[0],
-                              space.stem.stride)
-        self.stage_hw = []
-        for stage in space.stages:
-            out_hw = conv_output_size(hw, stage.kernel_size[0], stage.stride)
-            self.stage_hw.append((hw, out_hw))
-            hw = out_hw
-        widths = set(space.stem.channels)
-        for stage in space.stages:
-            widths.update(stage.channels)
-        # rest[(i, d, j)][w]: OPs bounds of layers j.. of stage i at depth d,
-        # the later stages and the classifier, given input width w.
-        self.rest: Dict[Tuple[int, int, int], Dict[int, Bounds]] = {}
-        after = {
-            w: (classifier_row(w, space.num_classes).ops / 1e6, ) * 2
-            for w in widths
-        }
-        for i in reversed(range(len(space.stages))):
-            stage = space.stages[i]
-            for d in stage.depth:
-                self.rest[(i, d, d)] = after
-                for j in reversed(range(d)):
-                    self.rest[(i, d, j)] = {}
-                    for w in widths:
-                        options = self.layer_options(i, d, j, w)
-                        bounds = _merge([(ops + rest[0], ops + rest[1])
-                                         for _, ops, rest in options])
-                        if bounds is not None:
-                            self.rest[(i, d, j)][w] = bounds
-            after = {}
-            for w in widths:
-                bounds = _merge([b for _, _, b in self.depth_options(i, w)])
-                if bounds is not None:
-                    after[w] = bounds
-        self.after_stem = after
-
-    def stem_options(self) -> List[Option]:
-        space = self.space
-        options = []
-        for c in space.stem.channels:
-            if c not in self.after_stem:
-                continue
-            for k in space.stem.kernel_size:
-                for g in space.stem_groups(c):
-                    layer = LayerSpec(c, k, g)
-                    ops = stem_row(layer, space).ops / 1e6
-                    options.append((layer, ops, self.after_stem[c]))
-        return options
-
-    def depth_options(self, i: int, width: int) -> List[Option]:
-        return [(d, 0.0, self.rest[(i, d, 0)][width])
-                for d in self.space.stages[i].depth
-                if width in self.rest[(i, d, 0)]]
-
-    def layer_options(self, i: int, d: int, j: int,
-                      width: int) -> List[Option]:
-        stage = self.space.stages[i]
-        rest = self.rest[(i, d, j + 1)]
-        stride = stage.stride if j == 0 else 1
-        hw = self.stage_hw[i][0 if j == 0 else 1]
-        options = []
-        for c in stage.next_channels(width, self.non_decreasing):
-            if c not in rest:
-                continue
-            for k in stage.kernel_size:
-                for g in stage.valid_groups(width):
-                    layer = LayerSpec(c, k, g)
-                    rows = layer_rows('', width, layer, stride, hw)
-                    ops = sum(r.ops for r in rows) / 1e6
-                    options.append((layer, ops, rest[c]))
-        return options
-
-
-@lru_cache(maxsize=16)
-def _tables(space: SearchSpace, non_decreasing: bool) -> _Tables:
-    tables = _Tables(space, non_decreasing)
-    if not tables.stem_options():
-        raise ValueError(
-            f'search space: no subnet (non_decreasing={non_decreasing}); '
-            'every stage needs a width not below the widths before it '
-            '(with the constraint) and groups dividing its input widths')
-    return tables
-
-
-def _build(space: SearchSpace,
-           non_decreasing: bool,
-           pick_stem: Picker,
-           pick_depth: Callable[[int], Picker],
-           pick_layer: Callable[[int, int], Picker],
-           ops_range: Optional[Bounds] = None) -> Optional[ArchSpec]:
-    """Make a subnet decision by decision, from feasible options only.
-
-    ``pick_depth(i)`` and ``pick_layer(i, j)`` return the picker of stage
-    ``i`` (layer ``j``). With ``ops_range``, options whose subnets all miss
-    the range are dropped too; None if that leaves a decision no option.
-    """
-    tables = _tables(space, non_decreasing)
-    spent = 0.0
-
-    def in_reach(option: Option) -> bool:
-        low, high = (spent + option[1] + b for b in option[2])
-        return low <= ops_range[1] + _EPS and high >= ops_range[0] - _EPS
-
-    def pick(picker: Picker, options: List[Option]) -> Optional[Option]:
-        nonlocal spent
-        if ops_range is not None:
-            options = [o for o in options if in_reach(o)]
-            if not options:
-                return None
-        option = picker(options)
-        spent += option[1]
-        return option
-
-    option = pick(pick_stem, tables.stem_options())
-    if option is None:
-        return None
-    stem, stages = option[0], []
-    width = stem.channels
-    for i in range(len(space.stages)):
-        option = pick(pick_depth(i), tables.depth_options(i, width))
-        if option is None:
-            return None
-        layers = []
-        for j in range(option[0]):
-            layer = pick(
-                pick_layer(i, j), tables.layer_options(i, option[0], j, width))
-            if layer is None:
-                return None
-            layers.append(layer[0])
-            width = layer[0].channels
-        stages.append(tuple(layers))
-    return ArchSpec(stem, tuple(stages))
-
-
 def ops_bounds(space: SearchSpace, non_decreasing: bool = True) -> Bounds:
     """Return the least and most OPs (M) of any subnet of the space.
 
@@ -209,8 +54,10 @@ def ops_bounds(space: SearchSpace, non_decreasing: bool = True) -> Bounds:
         non_decreasing (bool): Only subnets meeting the Non-Decreasing
             constraint. Defaults to True.
     """
-    return _merge([(o[1] + o[2][0], o[1] + o[2][1])
-                   for o in _tables(space, non_decreasing).stem_options()])
+    return merge_bounds([
+        (o[1] + o[2][0], o[1] + o[2][1])
+        for o in decision_tables(space, non_decreasing).stem_options()
+    ])
 
 
 def _extreme(space: SearchSpace, non_decreasing: bool,
@@ -220,8 +67,8 @@ def _extreme(space: SearchSpace, non_decreasing: bool,
     def pick(options: List[Option]) -> Option:
         return best(options, key=lambda o: o[1] + o[2][side])
 
-    return _build(space, non_decreasing, pick, lambda i: pick,
-                  lambda i, j: pick)
+    return build_arch(space, non_decreasing, pick, lambda i: pick,
+                      lambda i, j: pick)
 
 
 def sample_smallest(space: SearchSpace,
@@ -260,8 +107,8 @@ def _draw(space: SearchSpace,
     def pick(options: List[Option]) -> Option:
         return _choice(rng, options)
 
-    return _build(space, non_decreasing, pick, lambda i: pick,
-                  lambda i, j: pick, ops_range)
+    return build_arch(space, non_decreasing, pick, lambda i: pick,
+                      lambda i, j: pick, ops_range)
 
 
 def sample_random(space: SearchSpace,
@@ -391,9 +238,9 @@ def mutate(arch: ArchSpec,
 
         return pick
 
-    return _build(space, non_decreasing, keep_or_redraw(arch.stem),
-                  lambda i: keep_or_redraw(len(arch.stages[i])),
-                  lambda i, j: keep_or_redraw(_stage_layer(arch, i, j)))
+    return build_arch(space, non_decreasing, keep_or_redraw(arch.stem),
+                      lambda i: keep_or_redraw(len(arch.stages[i])),
+                      lambda i, j: keep_or_redraw(_stage_layer(arch, i, j)))
 
 
 def crossover(a: ArchSpec,
@@ -433,6 +280,7 @@ def crossover(a: ArchSpec,
             parents = [_stage_layer(deeper, i, j)]
         return from_parents(parents)
 
-    return _build(space, non_decreasing, from_parents([a.stem, b.stem]),
-                  lambda i: from_parents([len(a.stages[i]),
-                                          len(b.stages[i])]), pick_layer)
+    return build_arch(
+        space, non_decreasing, from_parents([a.stem, b.stem]),
+        lambda i: from_parents([len(a.stages[i]),
+                                len(b.stages[i])]), pick_layer)

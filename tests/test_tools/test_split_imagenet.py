@@ -39,7 +39,8 @@ def test_split_is_a_deterministic_partition(tmp_path):
     for label, wnid in enumerate(sorted(sizes)):
         held = [p for p, lab in search if p.startswith(wnid + '/')]
         assert len(held) == 2
-        assert {lab for p, lab in search + train
+        assert {lab
+                for p, lab in search + train
                 if p.startswith(wnid)} == {str(label)}
     every = sorted(p for p, _ in train + search)
     assert every == sorted(f'{w}/{w}_{i}.JPEG' for w, n in sizes.items()
