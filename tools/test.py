@@ -4,6 +4,12 @@ Classification configs print top-1/top-5, detection configs COCO bbox mAP
 (mmdet's ``CocoMetric``, i.e. pycocotools). The metrics are also printed as
 one JSON line at the end.
 
+A checkpoint whose keys or shapes do not fit the model is refused, naming
+the first missing/unexpected keys (``nasbnn_mm.CheckpointKeysHook``);
+``--allow-partial-load`` accepts an intended partial load with a warning. A
+user error (a damaged checkpoint, a bad config or arch spec; see
+``nasbnn_mm/utils/errors.py``) prints one line and exits with status 2.
+
 Example::
 
     python tools/test.py CONFIG CHECKPOINT [--out results.pkl]
@@ -12,14 +18,17 @@ import argparse
 import json
 import numbers
 import os
-import os.path as osp
 import sys
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from nasbnn_mm.utils import apply_common_args, init_cpu_process_group
+from nasbnn_mm.engine.hooks.checkpoint_keys_hook import CheckpointKeysHook
+from nasbnn_mm.utils import UserError, init_cpu_process_group, read_checkpoint
+from nasbnn_mm.utils.config_utils import (apply_common_args, check_out_file,
+                                          read_config)
+from nasbnn_mm.utils.errors import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -29,6 +38,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the dir to save logs')
     parser.add_argument(
         '--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='accept a checkpoint whose keys do not all fit the model (an '
+        'intended partial load), with a warning instead of an error')
     parser.add_argument(
         '--show-dir',
         help='draw predictions into this folder (under the work dir)')
@@ -53,11 +67,33 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
     """Turn on the config's visualization hook to draw into ``show_dir``."""
     hook = cfg.default_hooks.get('visualization', None)
     if hook is None:
-        raise ValueError('--show-dir: the config has no '
-                         'default_hooks.visualization to draw with')
+        raise UserError('--show-dir: the config has no '
+                        'default_hooks.visualization to draw with')
     hook['draw' if cfg.default_scope == 'mmdet' else 'enable'] = True
     hook['test_out_dir' if cfg.default_scope == 'mmdet' else 'out_dir'] = \
         show_dir
+
+
+def check_checkpoint_keys(cfg: Config, checkpoint: str,
+                          allow_partial_load: bool) -> None:
+    """Make the config's ``CheckpointKeysHook`` check ``checkpoint``.
+
+    Adds the hook to a config without it (e.g. one that replaces the
+    shipped ``custom_hooks``).
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    mine = [
+        h for h in hooks
+        if str(h.get('type')).split('.')[-1] == CheckpointKeysHook.__name__
+    ]
+    if not mine:
+        mine = [dict(type=f'nasbnn_mm.{CheckpointKeysHook.__name__}')]
+        hooks += mine
+    for hook in mine:
+        hook['checkpoint_name'] = checkpoint
+        if allow_partial_load:
+            hook['allow_partial_load'] = True
+    cfg.custom_hooks = hooks
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -65,6 +101,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     apply_common_args(cfg, args.config, args.work_dir, args.cfg_options,
                       args.launcher)
     cfg.load_from = args.checkpoint
+    check_checkpoint_keys(cfg, args.checkpoint, args.allow_partial_load)
     # mmengine's Runner refuses an incomplete set of training parts (e.g. a
     # base's train_dataloader without an optimizer); testing does not train.
     # A complete set is kept: SubnetTestLoop recalibrates BN on the
@@ -85,27 +122,29 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+def test(args: argparse.Namespace) -> int:
+    """Check the inputs, then test and print the metrics as JSON."""
     init_cpu_process_group(args.launcher)
-    if not osp.isfile(args.checkpoint):
-        print(
-            f'error: checkpoint {args.checkpoint!r} does not exist',
-            file=sys.stderr)
-        return 2
-    cfg = merge_args(Config.fromfile(args.config), args)
-    try:
-        runner = Runner.from_cfg(cfg)
-        metrics = runner.test()
-    except FileNotFoundError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    cfg = read_config(args.config)
+    # A damaged or foreign file: one line now, not a torch traceback later.
+    read_checkpoint(args.checkpoint)
+    if args.out:
+        check_out_file(args.out, '--out')
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise UserError(f'--out {args.out}: expected a .pkl file')
+    runner = Runner.from_cfg(merge_args(cfg, args))
+    metrics = runner.test()
     print(
         json.dumps({
             k: float(v)
             for k, v in metrics.items() if isinstance(v, numbers.Number)
         }))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_tool('test.py', lambda: test(args))
 
 
 if __name__ == '__main__':

@@ -1,7 +1,11 @@
 """Train a model from a config (MMPretrain or MMDetection style).
 
 Everything comes from the config: its ``default_scope`` picks the
-downstream library and ``custom_imports`` loads ``nasbnn_mm``.
+downstream library and ``custom_imports`` loads ``nasbnn_mm``. A user error
+(a bad config, arch spec, search space or checkpoint; see
+``nasbnn_mm/utils/errors.py``) prints one line and exits with status 2; a
+bug keeps its traceback. Without CUDA, ``--launcher pytorch`` runs on gloo
+with DDP around the CPU model.
 
 Example::
 
@@ -12,14 +16,17 @@ Example::
 import argparse
 import os
 import sys
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from nasbnn_mm.utils import apply_common_args, init_cpu_process_group
+from nasbnn_mm.utils import init_cpu_process_group
+from nasbnn_mm.utils.config_utils import apply_common_args, read_config
+from nasbnn_mm.utils.errors import run_tool
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -43,7 +50,7 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -65,18 +72,18 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> int:
-    args = parse_args()
+def train(args: argparse.Namespace) -> int:
+    """Read the config, apply the options and train."""
     init_cpu_process_group(args.launcher)
-    cfg = merge_args(Config.fromfile(args.config), args)
-    try:
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-    except FileNotFoundError as e:
-        # A missing dataset or checkpoint is a user error: one clear line.
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    cfg = merge_args(read_config(args.config), args)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_tool('train.py', lambda: train(args))
 
 
 if __name__ == '__main__':

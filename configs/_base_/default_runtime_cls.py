@@ -1,6 +1,8 @@
 # Runtime shared by the classification (MMPretrain) configs.
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['nasbnn_mm'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['nasbnn_mm', 'nasbnn_mm.engine.hooks.checkpoint_keys_hook'],
+    allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -10,8 +12,12 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
-# Checkpoints hold only tensors and primitives: torch.load(weights_only=True).
-custom_hooks = [dict(type='nasbnn_mm.WeightsOnlyCheckpointHook')]
+# Checkpoints hold only tensors and primitives: torch.load(weights_only=True);
+# a checkpoint loaded (load_from, resume) must fit the model key by key.
+custom_hooks = [
+    dict(type='nasbnn_mm.CheckpointKeysHook'),
+    dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

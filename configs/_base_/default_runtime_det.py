@@ -1,6 +1,13 @@
 # Runtime shared by the detection (MMDetection) configs.
 default_scope = 'mmdet'
-custom_imports = dict(imports=['nasbnn_mm'], allow_failed_imports=False)
+# nasbnn_mm imports torch and mmengine only: modules that need mmdet, or
+# are not exported by the package yet, are imported by name.
+custom_imports = dict(
+    imports=[
+        'nasbnn_mm', 'nasbnn_mm.datasets.checked_coco',
+        'nasbnn_mm.engine.hooks.checkpoint_keys_hook'
+    ],
+    allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -9,8 +16,12 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
-# Checkpoints hold only tensors and primitives: torch.load(weights_only=True).
-custom_hooks = [dict(type='nasbnn_mm.WeightsOnlyCheckpointHook')]
+# Checkpoints hold only tensors and primitives: torch.load(weights_only=True);
+# a checkpoint loaded (load_from, resume) must fit the model key by key.
+custom_hooks = [
+    dict(type='nasbnn_mm.CheckpointKeysHook'),
+    dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,6 +1,7 @@
 # A static NAS-BNN subnet (nasbnn_mm.NASBNN) as an MMPretrain classifier on
 # the embedded digits: tests an export of tools/export_subnet.py (pipeline 1)
-# and is the base of the digits fine-tuning config (pipeline 2).
+# and is the base of the digits fine-tuning config (pipeline 2), whose recipe
+# it holds.
 #
 # The subnet is set by `model.backbone.arch` (a spec file such as the
 # export's arch.json, a preset or a dict) and `model.head.in_channels` (the
@@ -32,5 +33,24 @@ model = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, 5)))
 
+# Training parts (mmengine's Runner, and MMPretrain's own tools/test.py,
+# want all of train_dataloader, train_cfg and optim_wrapper or none): the
+# fine-tuning recipe of pipeline 2 (paper sec. 4.1.2, official code: Adam,
+# no weight decay, cosine decay, plain cross-entropy), shortened to 10
+# epochs at lr 2e-4 (1/10 of the digits supernet's).
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=2e-4, betas=(0.9, 0.999), weight_decay=0))
+max_epochs = 10
+param_scheduler = [
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        T_max=max_epochs,
+        convert_to_iter_based=True)
+]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
 val_cfg = dict()
 test_cfg = dict()

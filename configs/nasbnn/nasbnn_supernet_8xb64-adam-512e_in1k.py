@@ -34,6 +34,7 @@ auto_scale_lr = dict(base_batch_size=512)
 # random states (subnet sampler, augmentations) go into checkpoints: exact
 # resume
 custom_hooks = [
+    dict(type='nasbnn_mm.CheckpointKeysHook'),
     dict(type='nasbnn_mm.RandomStateHook'),
     dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
 ]

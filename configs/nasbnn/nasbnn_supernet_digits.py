@@ -15,6 +15,9 @@ model = dict(
     non_decreasing=True,
     label_smoothing=0.1,
     seed=0)
+# Under a launcher (torchrun, GPUs or CPUs) the sandwich step averages its
+# accumulated gradients once per step, as in the ImageNet config.
+model_wrapper_cfg = dict(type='nasbnn_mm.SandwichDataParallel')
 
 train_dataloader = dict(batch_size=64)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
@@ -40,6 +43,7 @@ default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=10))
 # random states (subnet sampler, augmentations) go into checkpoints: exact
 # resume
 custom_hooks = [
+    dict(type='nasbnn_mm.CheckpointKeysHook'),
     dict(type='nasbnn_mm.RandomStateHook'),
     dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
 ]

@@ -22,6 +22,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from nasbnn_mm.utils.errors import UserError
+
 __all__ = [
     'CLASSES', 'CLS_SPLITS', 'DET_SPLITS', 'load_digit_scans', 'split_indices',
     'write_classification_set', 'write_detection_set', 'prepare_digits',
@@ -62,16 +64,16 @@ def split_indices(labels: np.ndarray, val_ratio: float,
         dict: Sorted index arrays for each split of :data:`CLS_SPLITS`.
     """
     if not 0 < val_ratio < 1:
-        raise ValueError(f'val_ratio: {val_ratio} not in (0, 1)')
+        raise UserError(f'val_ratio: {val_ratio} not in (0, 1)')
     if search_val_per_class < 1:
-        raise ValueError(f'search_val_per_class: {search_val_per_class} '
-                         'must be >= 1 (the search configs read search_val)')
+        raise UserError(f'search_val_per_class: {search_val_per_class} '
+                        'must be >= 1 (the search configs read search_val)')
     splits: Dict[str, List[int]] = {name: [] for name in CLS_SPLITS}
     for digit in range(len(CLASSES)):
         idx = rng.permutation(np.flatnonzero(labels == digit))
         num_val = int(round(len(idx) * val_ratio))
         if num_val + search_val_per_class >= len(idx):
-            raise ValueError(
+            raise UserError(
                 f'search_val_per_class: {search_val_per_class} leaves no '
                 f'training image of class {digit} ({len(idx)} images)')
         splits['val'] += idx[:num_val].tolist()
@@ -238,10 +240,19 @@ def prepare_digits(
     Returns:
         dict: Counts per dataset and split, also written to
         ``<root>/meta.json``.
+
+    Raises:
+        UserError: If a size, count or split option is out of range.
     """
-    if not digit_size[0] <= digit_size[1] <= canvas_size:
-        raise ValueError(f'digit_size: {digit_size} must be an increasing '
-                         f'pair no larger than canvas_size {canvas_size}')
+    for name, value in (('image_size', image_size), ('num_train_canvases',
+                                                     num_train_canvases),
+                        ('num_val_canvases', num_val_canvases), ('canvas_size',
+                                                                 canvas_size)):
+        if value < 1:
+            raise UserError(f'{name}: {value} must be >= 1')
+    if not 1 <= digit_size[0] <= digit_size[1] <= canvas_size:
+        raise UserError(f'digit_size: {digit_size} must be an increasing '
+                        f'pair no larger than canvas_size {canvas_size}')
     rng = np.random.RandomState(seed)
     images, labels = load_digit_scans()
     splits = split_indices(labels, val_ratio, search_val_per_class, rng)

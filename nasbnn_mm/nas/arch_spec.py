@@ -26,6 +26,7 @@ from typing import Any, Dict, Mapping, Tuple, Union
 
 import yaml
 
+from nasbnn_mm.utils.errors import UserError
 from .search_space import LayerSpace, SearchSpace, format_choices
 
 __all__ = [
@@ -61,11 +62,11 @@ class LayerSpec:
             where (str): Place of the token in the spec, for errors.
 
         Raises:
-            ValueError: If the token is not ``c<int>_k<int>_g<int>``.
+            UserError: If the token is not ``c<int>_k<int>_g<int>``.
         """
         match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
         if match is None:
-            raise ValueError(
+            raise UserError(
                 f'{where}: cannot parse {token!r}; expected a token '
                 "'c<channels>_k<kernel>_g<groups>', e.g. 'c768_k3_g4'")
         return cls(*(int(v) for v in match.groups()))
@@ -105,27 +106,27 @@ class ArchSpec:
         """Build a spec from ``{'stem': token, 'stages': [[token, ...]]}``.
 
         Raises:
-            ValueError: Naming the key or layer that is malformed.
+            UserError: Naming the key or layer that is malformed.
         """
         if not isinstance(data, Mapping):
-            raise ValueError('arch spec: expected a dict with keys stem, '
-                             f'stages; got {type(data).__name__}')
+            raise UserError('arch spec: expected a dict with keys stem, '
+                            f'stages; got {type(data).__name__}')
         unknown = sorted(set(data) - set(_ARCH_KEYS))
         if unknown:
-            raise ValueError(f'arch spec: unknown key {unknown[0]!r}; '
-                             f'allowed: {", ".join(_ARCH_KEYS)}')
+            raise UserError(f'arch spec: unknown key {unknown[0]!r}; '
+                            f'allowed: {", ".join(_ARCH_KEYS)}')
         for key in _ARCH_KEYS:
             if key not in data:
-                raise ValueError(f'arch spec: missing key {key!r}')
+                raise UserError(f'arch spec: missing key {key!r}')
         stages = data['stages']
         if not isinstance(stages, (list, tuple)):
-            raise ValueError('stages: expected a list of stages, got '
-                             f'{type(stages).__name__}')
+            raise UserError('stages: expected a list of stages, got '
+                            f'{type(stages).__name__}')
         parsed = []
         for i, stage in enumerate(stages):
             if not isinstance(stage, (list, tuple)) or not stage:
-                raise ValueError(f'stages[{i}]: expected a non-empty list of '
-                                 f'layer tokens, got {stage!r}')
+                raise UserError(f'stages[{i}]: expected a non-empty list of '
+                                f'layer tokens, got {stage!r}')
             parsed.append(
                 tuple(
                     LayerSpec.parse(token, f'stages[{i}][{j}]')
@@ -139,16 +140,16 @@ class ArchSpec:
             stages=[[str(layer) for layer in stage] for stage in self.stages])
 
 
-
 # Anything that names a subnet: a preset letter, 'smallest'/'largest' where a
 # space is known, a spec file path, a dict or an ArchSpec.
 ArchType = Union[str, dict, ArchSpec]
+
 
 def parse_arch(data: Union[ArchSpec, Mapping, str]) -> ArchSpec:
     """Parse a spec given as an :class:`ArchSpec`, a dict or JSON text.
 
     Raises:
-        ValueError: One line naming the malformed part.
+        UserError: One line naming the malformed part.
     """
     if isinstance(data, ArchSpec):
         return data
@@ -156,8 +157,8 @@ def parse_arch(data: Union[ArchSpec, Mapping, str]) -> ArchSpec:
         try:
             data = json.loads(data)
         except json.JSONDecodeError as e:
-            raise ValueError(f'arch spec: invalid JSON at line {e.lineno}, '
-                             f'column {e.colno}: {e.msg}') from None
+            raise UserError(f'arch spec: invalid JSON at line {e.lineno}, '
+                            f'column {e.colno}: {e.msg}') from None
     return ArchSpec.from_dict(data)
 
 
@@ -175,8 +176,8 @@ def _file_format(path: str) -> str:
         return 'json'
     if ext in ('.yaml', '.yml'):
         return 'yaml'
-    raise ValueError(f'{path}: unknown spec format {ext!r}; allowed: .json, '
-                     '.yaml, .yml')
+    raise UserError(f'{path}: unknown spec format {ext!r}; allowed: .json, '
+                    '.yaml, .yml')
 
 
 def load_arch(name_or_path: Union[str, Mapping, ArchSpec]) -> ArchSpec:
@@ -190,7 +191,7 @@ def load_arch(name_or_path: Union[str, Mapping, ArchSpec]) -> ArchSpec:
             these.
 
     Raises:
-        ValueError: One line (starting with the file name for a file) if the
+        UserError: One line (starting with the file name for a file) if the
             name is unknown or the spec is malformed.
     """
     if not isinstance(name_or_path, str):
@@ -201,7 +202,7 @@ def load_arch(name_or_path: Union[str, Mapping, ArchSpec]) -> ArchSpec:
     elif osp.isfile(name_or_path):
         path = name_or_path
     else:
-        raise ValueError(
+        raise UserError(
             f'arch {name_or_path!r}: neither a preset ({", ".join(PRESETS)}) '
             'nor an existing file')
     fmt = _file_format(path)
@@ -215,11 +216,11 @@ def load_arch(name_or_path: Union[str, Mapping, ArchSpec]) -> ArchSpec:
         except yaml.YAMLError as e:
             mark = getattr(e, 'problem_mark', None)
             at = f' at line {mark.line + 1}' if mark is not None else ''
-            raise ValueError(f'arch spec: invalid YAML{at}: '
-                             f'{getattr(e, "problem", e)}') from None
+            raise UserError(f'arch spec: invalid YAML{at}: '
+                            f'{getattr(e, "problem", e)}') from None
         return parse_arch(data)
     except ValueError as e:
-        raise ValueError(f'{path}: {e}') from None
+        raise UserError(f'{path}: {e}') from None
 
 
 def dump_arch(arch: ArchSpec, path: str) -> None:
@@ -247,21 +248,21 @@ def validate_arch(arch: ArchSpec,
             on. Defaults to True.
 
     Raises:
-        ValueError: One line naming the layer, the value and the allowed
+        UserError: One line naming the layer, the value and the allowed
             values, e.g. ``stages[3][1]: channels 640 not in
             {384, 512, 768}``.
     """
     if len(arch.stages) != len(space.stages):
-        raise ValueError(f'stages: {len(arch.stages)} stages given, the '
-                         f'space has {len(space.stages)}')
+        raise UserError(f'stages: {len(arch.stages)} stages given, the '
+                        f'space has {len(space.stages)}')
     for i, (stage, choices) in enumerate(zip(arch.stages, space.stages)):
         if len(stage) not in choices.depth:
-            raise ValueError(f'stages[{i}]: depth {len(stage)} not in '
-                             f'{format_choices(choices.depth)}')
+            raise UserError(f'stages[{i}]: depth {len(stage)} not in '
+                            f'{format_choices(choices.depth)}')
     _check_choices('stem', arch.stem, space.stem)
     stem_groups = space.stem_groups(arch.stem.channels)
     if arch.stem.groups not in stem_groups:
-        raise ValueError(
+        raise UserError(
             f'stem: groups {arch.stem.groups} does not divide both the input '
             f'channels {space.in_channels} and the width '
             f'{arch.stem.channels}; allowed: {format_choices(stem_groups)}')
@@ -271,12 +272,12 @@ def validate_arch(arch: ArchSpec,
             place = f'stages[{i}][{j}]'
             _check_choices(place, layer, choices)
             if prev % layer.groups:
-                raise ValueError(
+                raise UserError(
                     f'{place}: groups {layer.groups} does not divide the '
                     f'input width {prev}; allowed: '
                     f'{format_choices(choices.valid_groups(prev))}')
             if non_decreasing and layer.channels < prev:
-                raise ValueError(
+                raise UserError(
                     f'{place}: channels {layer.channels} < {prev} of '
                     f'{prev_place} breaks the non-decreasing constraint; '
                     'allowed: '
@@ -288,5 +289,5 @@ def _check_choices(place: str, layer: LayerSpec, choices: LayerSpace) -> None:
     for field in ('channels', 'kernel_size', 'groups'):
         value, allowed = getattr(layer, field), getattr(choices, field)
         if value not in allowed:
-            raise ValueError(f'{place}: {field} {value} not in '
-                             f'{format_choices(allowed)}')
+            raise UserError(f'{place}: {field} {value} not in '
+                            f'{format_choices(allowed)}')

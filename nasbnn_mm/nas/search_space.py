@@ -16,6 +16,8 @@ from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
+from nasbnn_mm.utils.errors import UserError
+
 __all__ = [
     'DEFAULT_SPACE', 'BUILTIN_SPACES', 'LayerSpace', 'StageSpace',
     'SearchSpace', 'format_choices'
@@ -37,20 +39,19 @@ def format_choices(values: Sequence[int]) -> str:
 
 def _check_keys(data: Any, where: str, keys: Sequence[str]) -> None:
     if not isinstance(data, Mapping):
-        raise ValueError(
-            f'{where}: expected a dict, got {type(data).__name__}')
+        raise UserError(f'{where}: expected a dict, got {type(data).__name__}')
     unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise ValueError(f'{where}: unknown key {unknown[0]!r}; allowed: '
-                         f'{", ".join(keys)}')
+        raise UserError(f'{where}: unknown key {unknown[0]!r}; allowed: '
+                        f'{", ".join(keys)}')
     missing = [k for k in keys if k not in data]
     if missing:
-        raise ValueError(f'{where}: missing key {missing[0]!r}')
+        raise UserError(f'{where}: missing key {missing[0]!r}')
 
 
 def _positive_int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{where}: expected a positive int, got {value!r}')
+        raise UserError(f'{where}: expected a positive int, got {value!r}')
     return value
 
 
@@ -59,11 +60,11 @@ def _choices(values: Any, where: str) -> Tuple[int, ...]:
         values = [values]
     if not isinstance(values, Sequence) or isinstance(values, str) \
             or not values:
-        raise ValueError(
+        raise UserError(
             f'{where}: expected a non-empty list of ints, got {values!r}')
     ints = [_positive_int(v, where) for v in values]
     if len(set(ints)) != len(ints):
-        raise ValueError(f'{where}: duplicate choices in {values!r}')
+        raise UserError(f'{where}: duplicate choices in {values!r}')
     return tuple(sorted(ints))
 
 
@@ -125,8 +126,8 @@ def _layer_space(data: Any, where: str, with_depth: bool) -> LayerSpace:
     if even:
         # NOTE: convs use padding k // 2, which keeps H/stride (rounded up)
         # only for odd k; see ``conv_output_size`` in ops_counter.py.
-        raise ValueError(f'{where}.kernel_size: {even[0]} is even; allowed: '
-                         'odd kernel sizes')
+        raise UserError(f'{where}.kernel_size: {even[0]} is even; allowed: '
+                        'odd kernel sizes')
     kwargs = dict(
         channels=_choices(data['channels'], f'{where}.channels'),
         kernel_size=kernels,
@@ -136,6 +137,44 @@ def _layer_space(data: Any, where: str, with_depth: bool) -> LayerSpace:
         return StageSpace(
             depth=_choices(data['depth'], f'{where}.depth'), **kwargs)
     return LayerSpace(**kwargs)
+
+
+def _check_groups_fit(space: 'SearchSpace') -> None:
+    """Refuse a space in which some stage admits no layer at all.
+
+    A layer's groups must divide its input width. Widths are followed from
+    the input through the stem and every stage (any depth choice): the
+    first place where no group divides any width that can reach it has no
+    architecture, and neither has the space.
+
+    Raises:
+        UserError: Naming the stem or stage, its groups and the widths.
+    """
+    widths = [c for c in space.stem.channels if space.stem_groups(c)]
+    if not widths:
+        raise UserError(
+            f'search_space.stem.groups: none of '
+            f'{format_choices(space.stem.groups)} divides both '
+            f'in_channels {space.in_channels} and a width in '
+            f'{format_choices(space.stem.channels)}; the space has no '
+            'architecture')
+    for i, stage in enumerate(space.stages):
+        where = f'search_space.stages[{i}].groups'
+        if not any(stage.valid_groups(w) for w in widths):
+            raise UserError(
+                f'{where}: none of {format_choices(stage.groups)} divides '
+                f'an input width of the stage {format_choices(widths)}; '
+                'the space has no architecture')
+        # layers after the first take one of the stage's own widths
+        if min(stage.depth) > 1 and not any(
+                stage.valid_groups(c) for c in stage.channels):
+            raise UserError(
+                f'{where}: none of {format_choices(stage.groups)} divides '
+                f'a width of the stage {format_choices(stage.channels)} '
+                f'(inputs of its layers after the first, depth '
+                f'{format_choices(stage.depth)}); the space has no '
+                'architecture')
+        widths = list(stage.channels)
 
 
 @dataclass(frozen=True)
@@ -180,22 +219,22 @@ class SearchSpace:
                 are lists of ints (a single int is one choice).
 
         Raises:
-            ValueError: Naming the field, the value and what is allowed.
+            UserError: Naming the field, the value and what is allowed.
         """
         _check_keys(data, 'search_space', _SPACE_KEYS)
         size = data['input_size']
         if isinstance(size, int):
             size = (size, size)
         if not isinstance(size, Sequence) or len(size) != 2:
-            raise ValueError('search_space.input_size: expected an int or '
-                             f'[H, W], got {size!r}')
+            raise UserError('search_space.input_size: expected an int or '
+                            f'[H, W], got {size!r}')
         size = tuple(_positive_int(s, 'search_space.input_size') for s in size)
         stages = data['stages']
         if not isinstance(stages, Sequence) or isinstance(stages, str) \
                 or not stages:
-            raise ValueError('search_space.stages: expected a non-empty '
-                             f'list of dicts, got {stages!r}')
-        return cls(
+            raise UserError('search_space.stages: expected a non-empty '
+                            f'list of dicts, got {stages!r}')
+        space = cls(
             stem=_layer_space(data['stem'], 'search_space.stem', False),
             stages=tuple(
                 _layer_space(s, f'search_space.stages[{i}]', True)
@@ -205,6 +244,8 @@ class SearchSpace:
                                       'search_space.in_channels'),
             num_classes=_positive_int(data['num_classes'],
                                       'search_space.num_classes'))
+        _check_groups_fit(space)
+        return space
 
     @classmethod
     def from_config(cls, cfg: Union[str, Mapping, Config]) -> 'SearchSpace':
@@ -217,19 +258,23 @@ class SearchSpace:
                 ``search_space`` key; or the ``search_space`` dict itself.
 
         Raises:
-            ValueError: If the name or file is unknown, or a field is wrong.
+            UserError: If the name or file is unknown, or a field is wrong.
         """
         if isinstance(cfg, str):
             path = cfg
             if cfg in BUILTIN_SPACES:
                 path = osp.join(_SPACES_DIR, f'{cfg}.py')
             elif not osp.isfile(cfg):
-                raise ValueError(
+                raise UserError(
                     f'search space {cfg!r}: neither a built-in space '
                     f'({", ".join(BUILTIN_SPACES)}) nor an existing file')
-            cfg = Config.fromfile(path)
+            try:
+                cfg = Config.fromfile(path)
+            except Exception as e:  # noqa: B902 (whatever the file raises)
+                raise UserError(
+                    f'search space {path}: {" ".join(str(e).split())}') from e
             if 'search_space' not in cfg:
-                raise ValueError(
+                raise UserError(
                     f'{path}: no `search_space` defined in the config')
         if isinstance(cfg, Config):
             cfg = cfg.to_dict()

@@ -4,8 +4,60 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ['apply_common_args']
+from .errors import UserError
+
+__all__ = ['read_config', 'apply_common_args', 'check_out_file']
+
+# mmengine's default wrapper of a model in a distributed run.
+_DEFAULT_WRAPPER = 'MMDistributedDataParallel'
+
+
+def read_config(path: str) -> Config:
+    """Read a config file; any failure to read it is the file's fault.
+
+    Args:
+        path (str): A ``.py``/``.json``/``.yaml`` mmengine config.
+
+    Returns:
+        Config: The config.
+
+    Raises:
+        UserError: One line naming the file: missing, a syntax error, a
+            missing base, a name the file cannot resolve.
+    """
+    if not osp.isfile(path):
+        raise UserError(f'config {path}: no such file')
+    try:
+        return Config.fromfile(path)
+    except Exception as e:  # noqa: B902 (whatever the file makes it raise)
+        text = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f'config {path}: {text}') from e
+
+
+def _use_cpu_ddp(cfg: Config) -> None:
+    """Let DistributedDataParallel wrap a CPU model (gloo) under a launcher.
+
+    mmengine passes ``device_ids=[LOCAL_RANK]`` to any DDP wrapper, which
+    only a GPU module accepts; ``device_ids=None`` in the config wins over
+    that default and works with CPU (and single-GPU) modules alike.
+    """
+    wrapper = cfg.get('model_wrapper_cfg', None)
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type=_DEFAULT_WRAPPER,
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        return
+    wrapper_cls = MODEL_WRAPPERS.get(wrapper.get('type', _DEFAULT_WRAPPER))
+    if wrapper_cls is None:
+        raise UserError(f'model_wrapper_cfg.type: {wrapper.get("type")!r} '
+                        'is not a registered model wrapper')
+    if issubclass(wrapper_cls, DistributedDataParallel):
+        wrapper.setdefault('device_ids', None)
 
 
 def apply_common_args(cfg: Config,
@@ -14,6 +66,11 @@ def apply_common_args(cfg: Config,
                       cfg_options: Optional[dict] = None,
                       launcher: str = 'none') -> Config:
     """Apply the options every tool shares to ``cfg`` (in place).
+
+    On a machine without CUDA a distributed run (``launcher != 'none'``)
+    communicates through gloo and DDP wraps the CPU model (see
+    :func:`_use_cpu_ddp`), so a config runs under torchrun as it would on
+    GPUs.
 
     Args:
         cfg (Config): The loaded config.
@@ -25,17 +82,42 @@ def apply_common_args(cfg: Config,
 
     Returns:
         Config: ``cfg``.
+
+    Raises:
+        UserError: If ``cfg_options`` do not fit the config.
     """
     cfg.launcher = launcher
     if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except (KeyError, IndexError, TypeError, AttributeError) as e:
+            raise UserError(f'--cfg-options: {e}') from e
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
-    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
-    if dist_cfg.get('backend') == 'nccl' and not torch.cuda.is_available():
+    if launcher != 'none' and not torch.cuda.is_available():
+        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
         # NCCL needs GPUs: CPU-only runs communicate through gloo.
-        dist_cfg['backend'] = 'gloo'
+        if dist_cfg.get('backend', 'nccl') == 'nccl':
+            dist_cfg['backend'] = 'gloo'
+        _use_cpu_ddp(cfg)
     return cfg
+
+
+def check_out_file(path: str, option: str) -> None:
+    """Refuse an output file whose folder does not exist, before any work.
+
+    Args:
+        path (str): The file a tool will write.
+        option (str): The option that named it, e.g. ``'--out'``.
+
+    Raises:
+        UserError: If the folder is missing or ``path`` is a folder.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    if not osp.isdir(folder):
+        raise UserError(f'{option} {path}: folder {folder} does not exist')
+    if osp.isdir(path):
+        raise UserError(f'{option} {path}: is a folder, expected a file')

@@ -39,5 +39,5 @@ def test_cli_holds_out_the_asked_search_split(tmp_path):
 def test_cli_refuses_a_bad_search_split(tmp_path, count, message):
     result = _run('--out', str(tmp_path / 'digits'), '--search-val-per-class',
                   str(count))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith(f'prepare_digits.py: error: {message}')

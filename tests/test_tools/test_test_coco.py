@@ -54,7 +54,8 @@ def test_printed_map_equals_pycocotools_on_out_file(tmp_path):
     config = tmp_path / 'oracle_digits.py'
     config.write_text(
         f'_base_ = [{CONFIG!r}]\n'
-        "custom_imports = dict(imports=['nasbnn_mm', 'oracle_detector'])\n"
+        "custom_imports = dict(imports=['nasbnn_mm', "
+        "'nasbnn_mm.datasets.checked_coco', 'oracle_detector'])\n"
         "model = dict(_delete_=True, type='OracleDetector', "
         "data_preprocessor=dict(type='DetDataPreprocessor'))\n")
     out = str(tmp_path / 'results.pkl')

@@ -6,10 +6,13 @@ Example::
 """
 import argparse
 import json
+import os
+import os.path as osp
 import sys
 import time
 
 from nasbnn_mm.datasets.digits import prepare_digits
+from nasbnn_mm.utils.errors import UserError, run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,23 +34,39 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> None:
-    args = parse_args()
+def check_out_folder(out: str) -> None:
+    """Say in one line why ``--out`` cannot be written, before writing."""
+    if osp.exists(out) and not osp.isdir(out):
+        raise UserError(f'--out {out}: is a file, expected a folder')
+    existing = osp.abspath(out)
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise UserError(f'--out {out}: {existing} is a file, not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f'--out {out}: {existing} is not writable')
+
+
+def prepare(args: argparse.Namespace) -> int:
     start = time.time()
-    try:
-        meta = prepare_digits(
-            args.out,
-            seed=args.seed,
-            image_size=args.image_size,
-            search_val_per_class=args.search_val_per_class,
-            num_train_canvases=args.train_canvases,
-            num_val_canvases=args.val_canvases,
-            canvas_size=args.canvas_size)
-    except ValueError as e:
-        sys.exit(f'prepare_digits.py: error: {e}')
+    check_out_folder(args.out)
+    meta = prepare_digits(
+        args.out,
+        seed=args.seed,
+        image_size=args.image_size,
+        search_val_per_class=args.search_val_per_class,
+        num_train_canvases=args.train_canvases,
+        num_val_canvases=args.val_canvases,
+        canvas_size=args.canvas_size)
     print(json.dumps(meta))
     print(f'wrote {args.out} in {time.time() - start:.1f}s')
+    return 0
+
+
+def main() -> int:
+    args = parse_args()
+    return run_tool('prepare_digits.py', lambda: prepare(args))
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -20,9 +20,13 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 
+# NOTE: persistent_workers=False with num_workers=0: MMPretrain's own
+# tools/train.py turns persistent workers on where a config leaves it unset,
+# and PyTorch refuses them without worker processes.
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -33,6 +37,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -47,6 +52,7 @@ test_evaluator = val_evaluator
 search_val_dataloader = dict(
     batch_size=128,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

@@ -1,6 +1,8 @@
 # Embedded digits detection set (128×128 canvases), COCO format.
 # Made by: python tools/dataset_converters/prepare_digits.py --out data/digits
-dataset_type = 'CocoDataset'
+# mmdet's CocoDataset that warns about annotations of other categories and
+# refuses a file without annotations of the classes (one line).
+dataset_type = 'nasbnn_mm.CheckedCocoDataset'
 data_root = 'data/digits/det/'
 metainfo = dict(classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
 backend_args = None
