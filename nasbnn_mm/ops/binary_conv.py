@@ -35,10 +35,11 @@ from torch import Tensor
 __all__ = [
     'EXT_MISSING_MESSAGE', 'load_ext', 'kernel_path', 'set_kernel_path',
     'available_kernel_paths', 'cpu_features', 'force_kernel_path', 'num_words',
-    'pack_activation', 'pack_weight', 'block_weight', 'binary_conv2d',
-    'binary_gemm', 'pack_activation_ref', 'unpack_activation_ref',
-    'pack_weight_ref', 'unpack_weight_ref', 'binary_conv2d_ref',
-    'binary_gemm_ref', 'pack_bits_flat', 'unpack_bits_flat'
+    'kernel_threads', 'pack_activation', 'pack_weight', 'block_weight',
+    'binary_conv2d', 'binary_gemm', 'pack_activation_ref',
+    'unpack_activation_ref', 'pack_weight_ref', 'unpack_weight_ref',
+    'binary_conv2d_ref', 'binary_gemm_ref', 'pack_bits_flat',
+    'unpack_bits_flat'
 ]
 
 EXT_MISSING_MESSAGE = (
@@ -90,6 +91,16 @@ def set_kernel_path(path: str) -> str:
 def available_kernel_paths() -> List[str]:
     """Kernel paths this CPU and build can run, slowest first."""
     return list(load_ext().available_kernel_paths())
+
+
+def kernel_threads() -> int:
+    """Threads the kernels run on with torch's current thread count
+    (``torch.set_num_threads``).
+
+    The kernels split their work with ``at::parallel_for``; an extension
+    built without OpenMP (``-fopenmp``) runs it serially and reports 1.
+    """
+    return load_ext().kernel_threads()
 
 
 def cpu_features() -> Dict[str, bool]:

@@ -272,6 +272,48 @@ def test_paths_agree_and_threads():
         assert torch.equal(out, outs[0])
 
 
+def test_kernels_use_torch_threads():
+    """The kernels run on the threads torch is given (an extension built
+    without OpenMP would run serially)."""
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            assert ops.kernel_threads() == t
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('k,stride,padding,hw,groups', [
+    (3, 1, 1, 7, 4),
+    (5, 2, 2, 7, 16),
+    (3, 2, 1, 3, 1),
+    (1, 1, 0, 5, 1),
+    (1, 1, 0, 13, 2),
+])
+def test_thread_splits_exact(k, stride, padding, hw, groups):
+    """Small maps split rows and weight blocks among threads: every split
+    gives the exact single-thread result."""
+    gen = torch.Generator().manual_seed(hw * k)
+    cin, cout = 48 * groups, 40 * groups
+    x = torch.randn(1, cin, hw, hw, generator=gen)
+    weight = torch.randn(cout, cin // groups, k, k, generator=gen)
+    scale = torch.rand(cout, generator=gen)
+    xp, wp = ops.pack_activation(x, groups), ops.pack_weight(weight, groups)
+    ref = F.conv2d(
+        sign(x), sign(weight), None, stride, padding,
+        groups=groups) * scale.view(1, -1, 1, 1)
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            out = ops.binary_conv2d(
+                xp, wp, cin, cout, stride, padding, groups, scale=scale)
+            assert torch.equal(out, ref), t
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_shape_errors():
     x = ops.pack_activation(torch.randn(1, 64, 4, 4))
     weight = ops.pack_weight(torch.randn(8, 32, 3, 3), groups=2)

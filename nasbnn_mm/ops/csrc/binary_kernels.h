@@ -63,11 +63,13 @@ struct PackArgs {
 
 // One instruction set: convolution over output rows [begin, end) of
 // N * OH, the 1x1/stride-1/no-padding case as a GEMM over output pixels
-// [begin, end) of N * OH * OW, and packing of pixels [begin, end).
+// [begin, end) of N * OH * OW, both for the weight blocks [block_begin,
+// block_end) of G * OCB (the threads split rows, and blocks where rows are
+// too few), and packing of pixels [begin, end).
 struct Kernels {
   const char* name;
-  void (*conv_rows)(const ConvArgs&, int64_t, int64_t);
-  void (*gemm_rows)(const ConvArgs&, int64_t, int64_t);
+  void (*conv_rows)(const ConvArgs&, int64_t, int64_t, int64_t, int64_t);
+  void (*gemm_rows)(const ConvArgs&, int64_t, int64_t, int64_t, int64_t);
   void (*pack_pixels)(const PackArgs&, int64_t, int64_t);
 };
 

@@ -3,7 +3,9 @@
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <map>
+#include <vector>
 
 #include "dispatch.h"
 
@@ -89,6 +91,48 @@ Tensor block_weight(const Tensor& packed, int64_t groups) {
   return out;
 }
 
+// Pixels per work unit of the 1x1 GEMM path.
+constexpr int64_t kGemmUnit = 64;
+
+// Runs a convolution on torch's intra-op threads. Work units are output
+// rows (GEMM path: kGemmUnit pixels); where there are fewer than 8 units
+// per thread (small maps, batch 1) each unit is also split along the
+// weight blocks, so that late layers (7x7) keep every thread busy. Every
+// output is computed by the same code whatever the split: the results do
+// not depend on the number of threads.
+void run_conv(const Kernels& kern, const ConvArgs& args, bool gemm) {
+  const int64_t pixels = args.batch * args.out_h * args.out_w;
+  const int64_t units = gemm ? (pixels + kGemmUnit - 1) / kGemmUnit
+                             : args.batch * args.out_h;
+  const int64_t blocks = args.groups * args.out_blocks;
+  const int64_t threads = at::get_num_threads();
+  int64_t splits = 1;
+  if (threads > 1 && units < 8 * threads)
+    splits = std::min(blocks, (8 * threads + units - 1) / units);
+  const auto body = [&](int64_t unit_begin, int64_t unit_end,
+                        int64_t block_begin, int64_t block_end) {
+    if (gemm)
+      kern.gemm_rows(args, unit_begin * kGemmUnit,
+                     std::min(pixels, unit_end * kGemmUnit), block_begin,
+                     block_end);
+    else
+      kern.conv_rows(args, unit_begin, unit_end, block_begin, block_end);
+  };
+  if (splits == 1) {
+    at::parallel_for(0, units, 1, [&](int64_t b, int64_t e) {
+      body(b, e, 0, blocks);
+    });
+    return;
+  }
+  at::parallel_for(0, units * splits, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t unit = i / splits, part = i % splits;
+      body(unit, unit + 1, part * blocks / splits,
+           (part + 1) * blocks / splits);
+    }
+  });
+}
+
 Tensor binary_conv2d(const Tensor& x, const Tensor& weight,
                      int64_t in_channels, int64_t out_channels,
                      int64_t stride, int64_t padding, const OptTensor& scale,
@@ -166,17 +210,22 @@ Tensor binary_conv2d(const Tensor& x, const Tensor& weight,
                                      "binary_conv2d: bias"),
                       res, res_channels,
                       a_in, a_w, a_out};
-  const Kernels& kern = active_kernels();
-  if (k == 1 && stride == 1 && padding == 0) {
-    at::parallel_for(0, n * h * w, 64, [&](int64_t b, int64_t e) {
-      kern.gemm_rows(args, b, e);
-    });
-  } else {
-    at::parallel_for(0, n * oh, 1, [&](int64_t b, int64_t e) {
-      kern.conv_rows(args, b, e);
-    });
-  }
+  run_conv(active_kernels(), args,
+           k == 1 && stride == 1 && padding == 0);
   return out;
+}
+
+// Distinct threads that at::parallel_for runs the kernels on now: torch's
+// intra-op thread count, or 1 when the extension was compiled without
+// OpenMP (at::parallel_for is a header template; without -fopenmp it
+// runs serially).
+int64_t kernel_threads() {
+  const int64_t threads = at::get_num_threads();
+  std::vector<char> used(threads, 0);
+  at::parallel_for(0, threads, 1, [&](int64_t b, int64_t e) {
+    used[at::get_thread_num()] = 1;
+  });
+  return std::count(used.begin(), used.end(), 1);
 }
 
 std::map<std::string, bool> cpu_features() {
@@ -214,5 +263,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_kernel_path", &nasbnn::set_kernel_path, py::arg("path"),
         "Force 'scalar', 'avx2' or 'avx512' ('auto': the fastest).");
   m.def("available_kernel_paths", &nasbnn::available_kernel_paths);
+  m.def("kernel_threads", &nasbnn::kernel_threads,
+        "Threads the kernels run on with torch's current thread count.");
   m.def("cpu_features", &nasbnn::cpu_features);
 }
