@@ -23,17 +23,16 @@ import argparse
 import copy
 import json
 import os
-import platform
 import random
 import statistics
 import sys
 import tempfile
-import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from bench_utils import cpu_info, time_round_robin, untrained
 
 from nasbnn_mm.deploy import pack_nasbnn, save_packed
 from nasbnn_mm.models.backbones.nasbnn import NASBNN
@@ -87,15 +86,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def time_arms(arms: Dict[str, Callable[[], object]], warmup: int,
               runs: int) -> Dict[str, float]:
     """Median seconds of each arm, timed round-robin."""
-    for _ in range(warmup):
-        for fn in arms.values():
-            fn()
-    times: Dict[str, List[float]] = {name: [] for name in arms}
-    for _ in range(runs):
-        for name, fn in arms.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    times = time_round_robin(arms, warmup, runs)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -106,26 +97,6 @@ def with_path(path: str, fn: Callable[[], object]) -> Callable[[], object]:
         return fn()
 
     return run
-
-
-def cpu_info() -> Dict[str, object]:
-    model = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return dict(
-        model=model,
-        flags=ops.cpu_features(),
-        available_paths=ops.available_kernel_paths(),
-        kernel_path=ops.kernel_path(),
-        torch=torch.__version__,
-        threads=torch.get_num_threads(),
-        python=sys.version.split()[0])
 
 
 def bench_gemm(args: argparse.Namespace, paths: Sequence[str]) -> List[dict]:
@@ -226,19 +197,6 @@ def frozen_fp32(model: NASBNN) -> nn.Module:
             parent, _, child = name.rpartition('.')
             setattr(frozen.get_submodule(parent), child, conv)
     return frozen.eval()
-
-
-def untrained(arch, space, size: int, seed: int) -> NASBNN:
-    model = NASBNN(arch, space).eval()
-    with torch.no_grad():  # initialise the LSQ steps on an image batch
-        model(
-            torch.randn(
-                1,
-                3,
-                size,
-                size,
-                generator=torch.Generator().manual_seed(seed)))
-    return model
 
 
 @torch.no_grad()

@@ -1,0 +1,117 @@
+"""Helpers shared by the packed-inference benchmarks of this folder.
+
+Round-robin timing (one iteration of each arm in turn, so load from other
+processes hits every arm alike), the machine's load average, a summary of
+timing samples with their spread, and untrained NAS-BNN subnets with their
+LSQ steps initialised (what a packed preset is timed on).
+"""
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from nasbnn_mm.deploy import PackedNASBNN, pack_nasbnn
+from nasbnn_mm.models.backbones.nasbnn import NASBNN
+from nasbnn_mm.nas import DEFAULT_SPACE
+from nasbnn_mm.ops import binary_conv as ops
+
+__all__ = [
+    'time_round_robin', 'spread', 'summarize', 'load_average', 'cpu_info',
+    'untrained', 'packed_classifier'
+]
+
+
+def time_round_robin(arms: Dict[str, Callable[[], object]], warmup: int,
+                     runs: int) -> Dict[str, List[float]]:
+    """Seconds of every run of each arm, timed round-robin.
+
+    Args:
+        arms (dict): Name -> callable running one iteration.
+        warmup (int): Untimed rounds first.
+        runs (int): Timed rounds.
+
+    Returns:
+        dict: Name -> ``runs`` durations in seconds, in run order.
+    """
+    for _ in range(warmup):
+        for fn in arms.values():
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in arms}
+    for _ in range(runs):
+        for name, fn in arms.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def spread(values: List[float]) -> Dict[str, float]:
+    """Median, quartiles, min and max of samples."""
+    v = sorted(values)
+    q1, _, q3 = statistics.quantiles(v, n=4, method='inclusive')
+    return dict(median=statistics.median(v), q1=q1, q3=q3, min=v[0], max=v[-1])
+
+
+def summarize(seconds: List[float]) -> Dict[str, float]:
+    """:func:`spread` of timing samples, in ms."""
+    return spread([s * 1e3 for s in seconds])
+
+
+def load_average() -> List[float]:
+    """The 1, 5 and 15 minute load averages (as ``uptime``)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def cpu_info() -> Dict[str, object]:
+    """CPU model and flags, kernel path, torch version and threads."""
+    model = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return dict(
+        model=model,
+        cores=os.cpu_count(),
+        flags=ops.cpu_features(),
+        available_paths=ops.available_kernel_paths(),
+        kernel_path=ops.kernel_path(),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        python=sys.version.split()[0])
+
+
+@torch.no_grad()
+def untrained(arch,
+              space=DEFAULT_SPACE,
+              size: int = 224,
+              seed: int = 0) -> NASBNN:
+    """A float subnet in eval mode with its LSQ steps initialised on one
+    random image (they initialise on their first batch)."""
+    model = NASBNN(arch, space).eval()
+    gen = torch.Generator().manual_seed(seed)
+    model(torch.randn(1, 3, size, size, generator=gen))
+    return model
+
+
+def packed_classifier(arch,
+                      space=DEFAULT_SPACE,
+                      size: int = 224,
+                      seed: int = 0,
+                      num_classes: Optional[int] = 1000) -> PackedNASBNN:
+    """An untrained packed subnet with an FP classifier of ``num_classes``
+    (``None``: the backbone only)."""
+    model = untrained(arch, space, size, seed)
+    fc = None
+    if num_classes is not None:
+        torch.manual_seed(seed)
+        fc = nn.Linear(model.arch.stages[-1][-1].channels, num_classes)
+    return pack_nasbnn(model, fc)

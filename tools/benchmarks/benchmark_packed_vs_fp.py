@@ -1,0 +1,159 @@
+"""Packed NAS-BNN vs the fp32 networks a CPU user would pick instead.
+
+Arms, all in one process and timed round-robin (one iteration of every arm
+and thread count in turn, after warm-up, so load from other processes hits
+them alike):
+
+- packed NAS-BNN presets (default A and B; untrained weights, which do not
+  change the time) with their FP classifier: :meth:`PackedNASBNN.logits`;
+- torchvision MobileNetV3-Large, MobileNetV2 and ResNet-18 in fp32
+  (``weights=None``), channels_last, under ``torch.inference_mode``.
+
+Every arm runs at each ``--threads`` count inside the same round, so the
+thread scaling is paired too. The machine's load average is recorded
+before and after each batch size. Ratios to the reference arm are medians
+of per-round ratios (paired), with their quartiles.
+
+Example:
+    python tools/benchmarks/benchmark_packed_vs_fp.py --threads 1 2 \\
+        --batch 1 8 --out packed_vs_fp.json
+"""
+import argparse
+import json
+import statistics
+import sys
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+import torchvision
+from bench_utils import (cpu_info, load_average, packed_classifier, spread,
+                         summarize, time_round_robin)
+
+# torchvision constructors of the fp32 reference arms.
+FP_ARMS = {
+    'MobileNetV3-Large': torchvision.models.mobilenet_v3_large,
+    'MobileNetV2': torchvision.models.mobilenet_v2,
+    'ResNet-18': torchvision.models.resnet18,
+}
+REFERENCE = 'MobileNetV3-Large'
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--presets', nargs='+', default=['A', 'B'])
+    parser.add_argument('--threads', nargs='+', type=int, default=[1])
+    parser.add_argument('--batch', nargs='+', type=int, default=[1])
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--runs', type=int, default=20)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', help='write the results as JSON here')
+    args = parser.parse_args(argv)
+    if args.runs < 10:
+        parser.error(f'--runs {args.runs}: use >= 10 for a stable median')
+    for t in args.threads:
+        if t < 1:
+            parser.error(f'--threads {t}: must be >= 1')
+    return args
+
+
+def with_threads(threads: int, fn: Callable[[],
+                                            object]) -> Callable[[], object]:
+    """``fn`` run with ``threads`` torch threads, in inference mode."""
+
+    def run() -> object:
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return fn()
+
+    return run
+
+
+def build_models(args: argparse.Namespace) -> Dict[str, Callable]:
+    """Name -> callable of an input batch, for every arm."""
+    models: Dict[str, Callable] = {}
+    for preset in args.presets:
+        packed = packed_classifier(
+            preset, size=args.input_size, seed=args.seed)
+        models[f'NAS-BNN-{preset} packed'] = packed.logits
+    for name, build in FP_ARMS.items():
+        torch.manual_seed(args.seed)
+        model: nn.Module = build(weights=None).eval()
+        models[f'{name} fp32'] = model.to(memory_format=torch.channels_last)
+    return models
+
+
+def bench_batch(args: argparse.Namespace, models: Dict[str, Callable],
+                batch: int) -> dict:
+    gen = torch.Generator().manual_seed(args.seed)
+    size = args.input_size
+    x = torch.randn(batch, 3, size, size, generator=gen)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    arms = {}
+    for name, model in models.items():
+        inp = x if name.endswith('packed') else x_cl
+        for t in args.threads:
+            arms[(name, t)] = with_threads(t, lambda m=model, i=inp: m(i))
+    load_before = load_average()
+    samples = time_round_robin(arms, args.warmup, args.runs)
+    load_after = load_average()
+    rows = []
+    for (name, t), sec in samples.items():
+        ref = samples[(f'{REFERENCE} fp32', t)]
+        single = samples[(name, args.threads[0])]
+        row = dict(
+            arm=name,
+            threads=t,
+            ms=summarize(sec),
+            vs_reference=spread([a / b for a, b in zip(sec, ref)]),
+            speedup_vs_threads0=statistics.median(
+                [a / b for a, b in zip(single, sec)]))
+        rows.append(row)
+    return dict(
+        batch=batch,
+        input=f'{batch}x3x{size}x{size}',
+        load_before=load_before,
+        load_after=load_after,
+        rows=rows)
+
+
+def print_result(res: dict, threads0: int) -> None:
+    print(f'\n## batch {res["batch"]} ({res["input"]}), load average '
+          f'{res["load_before"]} -> {res["load_after"]}')
+    print(f'{"arm":<28}{"threads":>8}{"median ms":>11}{"q1-q3 ms":>17}'
+          f'{"min ms":>9}{"/ " + REFERENCE:>22}{"x vs " + str(threads0):>9}'
+          f'{"thr":>4}')
+    for r in res['rows']:
+        ms, ratio = r['ms'], r['vs_reference']
+        print(f'{r["arm"]:<28}{r["threads"]:>8}{ms["median"]:>11.2f}'
+              f'{ms["q1"]:>8.2f}-{ms["q3"]:<8.2f}{ms["min"]:>9.2f}'
+              f'{ratio["median"]:>13.2f} ({ratio["q1"]:.2f}-'
+              f'{ratio["q3"]:.2f}){r["speedup_vs_threads0"]:>9.2f}')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads[0])
+    info = cpu_info()
+    print(json.dumps(info))
+    models = build_models(args)
+    results = dict(
+        cpu=info,
+        runs=args.runs,
+        warmup=args.warmup,
+        reference=REFERENCE,
+        batches=[])
+    for batch in args.batch:
+        res = bench_batch(args, models, batch)
+        results['batches'].append(res)
+        print_result(res, args.threads[0])
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(results, f, indent=1)
+        print(f'\nwrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
