@@ -38,15 +38,21 @@ from mmengine.runner import Runner, set_random_seed
 from mmengine.utils import import_modules_from_strings
 
 from nasbnn_mm.engine import recalibrate_bn
-from nasbnn_mm.models.algorithms import SandwichSupernet
-from nasbnn_mm.models.export import export_subnet, subnet_checkpoint
+from nasbnn_mm.models import (SUBNET_NAMES, SandwichSupernet, export_subnet,
+                              subnet_checkpoint)
 from nasbnn_mm.nas import BUILTIN_SPACES, dump_arch
+from nasbnn_mm.utils import UserError
+from nasbnn_mm.utils.checkpoint import (extract_state_dict,
+                                        load_state_dict_strict, save_atomic)
+from nasbnn_mm.utils.errors import run_tool
 
+TOOL = 'export_subnet.py'
 ARCH_FILE = 'arch.json'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog=TOOL,
         description='Export a subnet of a NAS-BNN supernet as a static '
         'classifier checkpoint')
     parser.add_argument('checkpoint', help='supernet checkpoint')
@@ -54,7 +60,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--config', required=True, help='the supernet training config')
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument(
-        '--arch', help='subnet spec: preset name (A..F) or JSON/YAML file')
+        '--arch',
+        help=f'the subnet: {" or ".join(SUBNET_NAMES)} (the supernet\'s '
+        'sandwich extremes), a preset (A..F) or a JSON/YAML spec file')
     which.add_argument(
         '--pareto',
         help='JSON list of {"arch": spec, "ops_m": float, "top1": float} '
@@ -100,27 +108,27 @@ def pick_from_pareto(path: str, ops_m: float) -> Dict[str, Any]:
     at most ``ops_m``.
 
     Raises:
-        ValueError: If the file is malformed or no entry fits the budget.
+        UserError: If the file is malformed or no entry fits the budget.
     """
     with open(path, encoding='utf-8') as f:
         try:
             entries = json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f'{path}: invalid JSON at line {e.lineno}: '
-                             f'{e.msg}') from None
+            raise UserError(f'{path}: invalid JSON at line {e.lineno}: '
+                            f'{e.msg}') from None
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f'{path}: expected a non-empty JSON list of '
-                         '{"arch": ..., "ops_m": ..., "top1": ...}')
+        raise UserError(f'{path}: expected a non-empty JSON list of '
+                        '{"arch": ..., "ops_m": ..., "top1": ...}')
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or 'arch' not in entry \
                 or not isinstance(entry.get('ops_m'), (int, float)):
-            raise ValueError(f'{path}: entry [{i}] needs keys "arch" and '
-                             f'"ops_m" (a number); got {entry!r}')
+            raise UserError(f'{path}: entry [{i}] needs keys "arch" and '
+                            f'"ops_m" (a number); got {entry!r}')
     fitting = [e for e in entries if e['ops_m'] <= ops_m]
     if not fitting:
         smallest = min(e['ops_m'] for e in entries)
-        raise ValueError(f'--ops {ops_m:g}: no entry of {path} has ops_m <= '
-                         f'{ops_m:g}; the smallest has {smallest:g}')
+        raise UserError(f'--ops {ops_m:g}: no entry of {path} has ops_m <= '
+                        f'{ops_m:g}; the smallest has {smallest:g}')
     return max(fitting, key=lambda e: e['ops_m'])
 
 
@@ -134,14 +142,11 @@ def build_supernet(cfg: Config, checkpoint: str) -> SandwichSupernet:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     model = MODELS.build(model_cfg)
     if not isinstance(model, SandwichSupernet):
-        raise ValueError(f'model.type: {type(model).__name__} is not a '
-                         'SandwichSupernet (give the supernet config)')
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    try:
-        model.load_state_dict(ckpt.get('state_dict', ckpt))
-    except RuntimeError as e:
-        raise ValueError(f'{checkpoint}: does not fit the supernet of the '
-                         f'config: {e}') from None
+        raise UserError(f'model.type: {type(model).__name__} is not a '
+                        'SandwichSupernet (give the supernet config)')
+    state = extract_state_dict(checkpoint, what='supernet checkpoint')
+    load_state_dict_strict(model, state, checkpoint,
+                           'the supernet of the config')
     return model.eval()
 
 
@@ -153,9 +158,9 @@ def recalibrate(model: SandwichSupernet, backbone: torch.nn.Module,
     gives the same statistics.
     """
     if cfg.get('train_dataloader', None) is None:
-        raise ValueError('--calibrate-batches: the config has no '
-                         'train_dataloader (use --calibrate-batches 0 to '
-                         "keep the supernet's statistics)")
+        raise UserError('--calibrate-batches: the config has no '
+                        'train_dataloader (use --calibrate-batches 0 to '
+                        "keep the supernet's statistics)")
     seed = cfg.get('randomness', {}).get('seed', None)
     seed = 0 if seed is None else seed
     set_random_seed(seed)
@@ -234,7 +239,11 @@ def export(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
             extra['pareto_top1'] = float(entry['top1'])
     else:
         arch = args.arch
-    backbone, fc = export_subnet(supernet, arch)
+    try:
+        arch = supernet.resolve_subnet(arch)
+    except ValueError as e:
+        raise UserError(f'{args.pareto or "--arch"}: {e}') from None
+    backbone, fc = export_subnet(supernet.backbone, supernet.head, arch)
     extra['calibrate_batches'] = 0
     if args.calibrate_batches:
         extra['calibrate_batches'] = recalibrate(supernet, backbone, cfg,
@@ -246,7 +255,7 @@ def export(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
     ckpt = subnet_checkpoint(backbone.eval(), fc, extra)
     os.makedirs(args.out, exist_ok=True)
     path = osp.join(args.out, f'{args.name}.pth')
-    torch.save(ckpt, path)
+    save_atomic(ckpt, path)
     dump_arch(backbone.arch, osp.join(args.out, ARCH_FILE))
     meta = ckpt['meta']
     if args.subnet_config is not None:
@@ -259,16 +268,17 @@ def export(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
     return path, meta
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        path, meta = export(args)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    """Export and print one line about it; returns the exit status."""
+    path, meta = export(args)
     print(f'exported {meta["arch"]} ({meta["ops_m"]:.4g}M OPs, BN '
           f'recalibrated on {meta["calibrate_batches"]} batches) to {path}')
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_tool(TOOL, lambda: run(args))
 
 
 if __name__ == '__main__':

@@ -9,10 +9,10 @@ from mmengine.runner.checkpoint import load_state_dict
 
 from nasbnn_mm.deploy import (PackedNASBNN, load_packed, pack_nasbnn,
                               save_packed)
-from nasbnn_mm.models.backbones.nasbnn import NASBNN
-from nasbnn_mm.models.export import subnet_checkpoint
+from nasbnn_mm.models import NASBNN, SuperBNN, subnet_checkpoint
 from nasbnn_mm.nas import SearchSpace, sample_random
 from nasbnn_mm.registry import MODELS
+from nasbnn_mm.utils import CheckpointError
 
 SPACE = 'nasbnn_digits'
 # Every kind of layer of the digits space: strides 1/2, kernels 3/5,
@@ -106,8 +106,8 @@ def test_save_load_round_trip_and_size(tmp_path):
     float_bytes = sum(t.numel() * t.element_size()
                       for t in backbone.state_dict().values())
     assert file_bytes < float_bytes / 4
-    with pytest.raises(ValueError, match='not a packed NAS-BNN file'):
-        torch.save(subnet_checkpoint(backbone), str(tmp_path / 'f.pth'))
+    torch.save(subnet_checkpoint(backbone), str(tmp_path / 'f.pth'))
+    with pytest.raises(CheckpointError, match='not a packed NAS-BNN file'):
         load_packed(str(tmp_path / 'f.pth'))
 
 
@@ -121,16 +121,28 @@ def test_preset_size_ratio():
 
 
 def test_float_checkpoint_conversions(tmp_path):
-    """A float classifier checkpoint, as a ``checkpoint`` argument or
-    through ``load_state_dict`` (a detector's ``load_from``), is packed."""
+    """A float classifier checkpoint, through the Pretrained init or
+    ``load_state_dict`` (a detector's ``load_from``), is packed."""
     backbone, fc = float_pair(ARCH, 1)
     expected = pack_nasbnn(backbone, fc)
     x = torch.randn(2, 3, 32, 32)
     path = str(tmp_path / 'subnet.pth')
     torch.save(subnet_checkpoint(backbone, fc), path)
     from_ckpt = PackedNASBNN(
-        ARCH, SPACE, num_classes=10, checkpoint=path, out_indices=(0, 1, 2))
-    assert torch.equal(from_ckpt.logits(x), expected.logits(x))
+        ARCH,
+        SPACE,
+        out_indices=(0, 1, 2),
+        init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
+    from_ckpt.init_weights()
+    for a, b in zip(from_ckpt(x), expected(x)):
+        assert torch.equal(a, b)
+    # the float model is checked: a state dict of another arch is refused
+    other = NASBNN(dict(ARCH, stem='c8_k3_g1'), SPACE).state_dict()
+    with pytest.raises(
+            CheckpointError,
+            match='float state dict: does not '
+            r'fit NASBNN of arch .*stem\.conv\.weight'):
+        PackedNASBNN(ARCH, SPACE).load_state_dict(other)
 
     class Wrapper(nn.Module):
 
@@ -153,18 +165,35 @@ def test_registry_and_errors():
             type='nasbnn_mm.PackedNASBNN',
             arch=ARCH,
             search_space=SPACE,
-            out_indices=(1, 2),
-            frozen_stages=1,
-            norm_eval=True))
+            out_indices=(1, 2)))
     outs = model(torch.randn(1, 3, 32, 32))
     assert [o.shape for o in outs] == [(1, 64, 8, 8), (1, 128, 4, 4)]
     assert model.out_channels == (64, 128)
     with pytest.raises(ValueError, match='out_indices: 3 not in'):
         PackedNASBNN(ARCH, SPACE, out_indices=(3, ))
+    # inference only: no training options accepted and ignored
+    with pytest.raises(TypeError, match='frozen_stages'):
+        PackedNASBNN(ARCH, SPACE, frozen_stages=1)
     backbone = NASBNN(ARCH, SPACE).eval()
     backbone.stages[0][0].sign1.binary = False
     with pytest.raises(ValueError, match='sign1.binary is False'):
         pack_nasbnn(backbone)
+
+
+def test_supernet_init_packs_the_sliced_subnet():
+    """``init_cfg=dict(type='SupernetInit', ...)`` fills a PackedNASBNN
+    through its float-weight loading: the same model as packing the NASBNN
+    sliced from the same supernet."""
+    torch.manual_seed(3)
+    supernet = SuperBNN(SPACE).eval()
+    with torch.no_grad():
+        supernet(torch.randn(2, 3, 32, 32))  # initialises the LSQ steps
+    init_cfg = dict(type='SupernetInit', checkpoint=supernet.state_dict())
+    packed = PackedNASBNN(ARCH, SPACE, init_cfg=init_cfg)
+    packed.init_weights()
+    expected = pack_nasbnn(supernet.to_static(ARCH).eval())
+    for key, value in expected.state_dict().items():
+        assert torch.equal(packed.state_dict()[key], value), key
 
 
 def test_detector_with_packed_backbone():

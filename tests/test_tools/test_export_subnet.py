@@ -18,9 +18,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from nasbnn_mm.engine import recalibrate_bn
-from nasbnn_mm.models.algorithms import SandwichSupernet
-from nasbnn_mm.models.backbones.nasbnn import NASBNN
-from nasbnn_mm.models.export import export_subnet
+from nasbnn_mm.models import NASBNN, SandwichSupernet, export_subnet
 from nasbnn_mm.nas import (count_arch_ops, load_arch, parse_arch,
                            sample_largest, sample_smallest)
 from nasbnn_mm.testing import TINY_ARCH, TINY_SPACE, LabelSample
@@ -154,6 +152,8 @@ def test_pareto_budget_too_small(checkpoint, tmp_path, supernet, capsys):
         str(tmp_path / 'out'), '--calibrate-batches', '0'
     ]) == 2
     err = capsys.readouterr().err
+    assert err.startswith('export_subnet.py: error: --ops ')
+    assert len(err.strip().splitlines()) == 1
     assert 'no entry of' in err and f'the smallest has {ops[0]:g}' in err
     assert not (tmp_path / 'out').exists()
 
@@ -169,7 +169,53 @@ def test_checkpoint_of_another_space_is_refused(tmp_path, capsys):
         _write(tmp_path, 'arch.json', json.dumps(TINY_ARCH)), '--out',
         str(tmp_path / 'out'), '--calibrate-batches', '0'
     ]) == 2
-    assert 'does not fit the supernet of the config' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f'{path}: does not fit the supernet of the config' in err
+
+
+@pytest.mark.parametrize('name', ['smallest', 'largest'])
+def test_arch_names_the_sandwich_extremes(supernet, checkpoint, tmp_path,
+                                          name):
+    """``--arch smallest``/``largest`` export the supernet's own
+    extremes, as ``test_cfg.subnets`` names them."""
+    config = _write(tmp_path, 'supernet_cfg.py', PLAIN_CFG)
+    out = tmp_path / 'out'
+    assert _main()([
+        checkpoint, '--config', config, '--arch', name, '--out',
+        str(out), '--calibrate-batches', '0'
+    ]) == 0
+    meta = torch.load(out / 'subnet.pth', weights_only=True)['meta']
+    assert meta['arch'] == getattr(supernet, name).to_dict()
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--arch', 'tiny'], "--arch: arch 'tiny': neither smallest nor largest"),
+    (['--arch', 'A'], '--arch: stages: 5 stages given, the space has 2'),
+])
+def test_bad_arch_is_one_line(checkpoint, tmp_path, capsys, argv, message):
+    config = _write(tmp_path, 'supernet_cfg.py', PLAIN_CFG)
+    assert _main()([
+        checkpoint, '--config', config, '--out',
+        str(tmp_path / 'out'), '--calibrate-batches', '0'
+    ] + argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'export_subnet.py: error: {message}')
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / 'out').exists()
+
+
+def test_damaged_checkpoint_is_one_line(tmp_path, capsys):
+    config = _write(tmp_path, 'supernet_cfg.py', PLAIN_CFG)
+    damaged = _write(tmp_path, 'damaged.pth', 'not a checkpoint')
+    assert _main()([
+        damaged, '--config', config, '--arch', 'smallest', '--out',
+        str(tmp_path / 'out'), '--calibrate-batches', '0'
+    ]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f'export_subnet.py: error: supernet checkpoint {damaged}: ')
+    assert len(err.strip().splitlines()) == 1
 
 
 def _image_folder(root):
@@ -214,7 +260,7 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
         reference,
         Runner.build_dataloader(Config.fromfile(config).train_dataloader),
         lambda b: reference.logits(preprocess(b)['inputs'], arch_spec), 2)
-    expected, _ = export_subnet(reference, arch_spec)
+    expected, _ = export_subnet(reference.backbone, reference.head, arch_spec)
     for name, value in expected.state_dict().items():
         torch.testing.assert_close(
             calibrated['state_dict'][f'backbone.{name}'], value)

@@ -28,14 +28,21 @@ import torch
 import torch.nn as nn
 
 from nasbnn_mm.deploy import load_packed, pack_nasbnn, save_packed
-from nasbnn_mm.models.backbones.nasbnn import NASBNN
-from nasbnn_mm.models.export import read_checkpoint
+from nasbnn_mm.models import NASBNN
 from nasbnn_mm.nas import DEFAULT_SPACE
 from nasbnn_mm.ops import kernel_path
+from nasbnn_mm.utils import UserError
+from nasbnn_mm.utils.checkpoint import (extract_state_dict,
+                                        load_state_dict_strict,
+                                        read_checkpoint)
+from nasbnn_mm.utils.errors import run_tool
+
+TOOL = 'pack_subnet.py'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog=TOOL,
         description='Pack an exported NAS-BNN subnet (1 bit per binary '
         'weight) for CPU inference')
     parser.add_argument(
@@ -90,30 +97,26 @@ def build_float(
         space = args.search_space or DEFAULT_SPACE
         backbone = NASBNN(args.preset, space, **options).eval()
         return backbone, None, dict(preset=args.preset, trained=False)
-    ckpt = read_checkpoint(args.checkpoint)
+    what = 'subnet checkpoint'
+    ckpt = read_checkpoint(args.checkpoint, what)
     meta = dict(ckpt.get('meta') or {})
-    state = ckpt.get('state_dict', ckpt)
     if 'arch' not in meta:
-        raise ValueError(f'{args.checkpoint}: no meta.arch; not a subnet '
-                         'checkpoint of tools/export_subnet.py')
+        raise UserError(f'{args.checkpoint}: no meta.arch; not a subnet '
+                        'checkpoint of tools/export_subnet.py')
     space = args.search_space or meta.get('search_space', DEFAULT_SPACE)
     backbone = NASBNN(meta['arch'], space, **options).eval()
-    prefix = 'backbone.' if any(k.startswith('backbone.')
-                                for k in state) else ''
-    try:
-        backbone.load_state_dict({
-            k[len(prefix):]: v
-            for k, v in state.items()
-            if k.startswith(prefix) and not k.startswith('head.')
-        })
-    except RuntimeError as e:
-        raise ValueError(f'{args.checkpoint}: backbone does not fit arch '
-                         f'{meta["arch"]}: {e}') from None
+    state = extract_state_dict(ckpt, 'backbone.', what, bare_ok=True)
+    load_state_dict_strict(backbone, {
+        k: v
+        for k, v in state.items() if not k.startswith('head.')
+    }, args.checkpoint, f'the NASBNN of meta.arch {meta["arch"]}')
     fc = None
-    if 'head.fc.weight' in state:
-        weight = state['head.fc.weight']
+    if 'head.fc.weight' in extract_state_dict(ckpt, what=what):
+        fc_state = extract_state_dict(ckpt, 'head.fc.', what)
+        weight = fc_state['weight']
         fc = nn.Linear(weight.shape[1], weight.shape[0])
-        fc.load_state_dict(dict(weight=weight, bias=state['head.fc.bias']))
+        load_state_dict_strict(fc, fc_state, args.checkpoint,
+                               'a linear classifier')
     source = dict(checkpoint=osp.abspath(args.checkpoint), trained=True)
     source.update({
         k: meta[k]
@@ -172,13 +175,9 @@ def verify(backbone: NASBNN, fc: Optional[nn.Linear], packed_path: str,
     return report
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        backbone, fc, source = build_float(args)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    """Pack, reload, optionally verify; print the JSON report."""
+    backbone, fc, source = build_float(args)
     size = args.input_size or backbone.space.input_size[0]
     with torch.no_grad():
         # NOTE: the LSQ steps of an untrained stem initialise on its first
@@ -193,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for key, value in packed.state_dict().items():
         if not torch.equal(reloaded.state_dict()[key], value):
             print(
-                f'error: {args.out}: {key} differs after reloading',
+                f'{TOOL}: error: {args.out}: {key} differs after reloading',
                 file=sys.stderr)
             return 1
     report: Dict[str, Any] = dict(
@@ -207,6 +206,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             verify(backbone, fc, args.out, size, args.batch, args.seed))
     print(json.dumps(report))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_tool(TOOL, lambda: run(args))
 
 
 if __name__ == '__main__':

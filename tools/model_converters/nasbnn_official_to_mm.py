@@ -15,39 +15,54 @@ Example::
 import argparse
 import os.path as osp
 import sys
-
-import torch
+from typing import List, Optional
 
 from nasbnn_mm.models.utils import convert_official_state_dict
+from nasbnn_mm.utils import UserError
+from nasbnn_mm.utils.checkpoint import (extract_state_dict, read_checkpoint,
+                                        save_atomic)
+from nasbnn_mm.utils.errors import run_tool
+
+TOOL = 'nasbnn_official_to_mm.py'
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=TOOL, description=__doc__.split('\n')[1])
     parser.add_argument('src', help='official checkpoint')
     parser.add_argument('dst', help='converted checkpoint')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args()
-    if not osp.isfile(args.src):
-        print(
-            f'error: checkpoint {args.src!r} does not exist', file=sys.stderr)
-        return 2
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
-    state_dict = checkpoint.get('state_dict', checkpoint)
+def convert(src: str, dst: str) -> str:
+    """Convert ``src`` into ``dst``; returns the summary line.
+
+    Raises:
+        UserError: If ``src`` cannot be read, a key has no counterpart or
+            the folder of ``dst`` does not exist.
+    """
+    what = 'official checkpoint'
+    checkpoint = read_checkpoint(src, what)
+    state_dict = extract_state_dict(checkpoint, what=what)
     try:
         converted = convert_official_state_dict(state_dict)
     except KeyError as e:
-        print(f'error: {e.args[0]}', file=sys.stderr)
-        return 2
-    meta = dict(source=osp.basename(args.src), converter='nasbnn_official')
+        raise UserError(f'{src}: {e.args[0]}') from None
+    meta = dict(source=osp.basename(src), converter='nasbnn_official')
     if isinstance(checkpoint.get('epoch'), int):
         meta['epoch'] = checkpoint['epoch']
-    torch.save(dict(state_dict=converted, meta=meta), args.dst)
-    print(f'converted {len(state_dict)} -> {len(converted)} tensors: '
-          f'{args.dst}')
+    save_atomic(dict(state_dict=converted, meta=meta), dst)
+    return f'converted {len(state_dict)} -> {len(converted)} tensors: {dst}'
+
+
+def run(args: argparse.Namespace) -> int:
+    print(convert(args.src, args.dst))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_tool(TOOL, lambda: run(args))
 
 
 if __name__ == '__main__':

@@ -1,6 +1,4 @@
 from .sandwich_data_parallel import SandwichDataParallel
-from .sandwich_supernet import TEACHER_MODES, SandwichSupernet, SupernetHead
+from .sandwich_supernet import TEACHER_MODES, SandwichSupernet
 
-__all__ = [
-    'SandwichDataParallel', 'SandwichSupernet', 'SupernetHead', 'TEACHER_MODES'
-]
+__all__ = ['SandwichDataParallel', 'SandwichSupernet', 'TEACHER_MODES']

@@ -1,13 +1,12 @@
 """Data parallel for algorithms that run several backward passes a step."""
-from typing import Dict, List
+from typing import Dict
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from nasbnn_mm.registry import MODEL_WRAPPERS
+from nasbnn_mm.utils import all_reduce_gradients, broadcast_tensors
 
 __all__ = ['SandwichDataParallel']
 
@@ -38,41 +37,18 @@ class SandwichDataParallel(nn.Module):
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
-        self._broadcast(list(module.parameters()) + list(module.buffers()))
-
-    @staticmethod
-    def _broadcast(tensors: List[torch.Tensor]) -> None:
-        if not dist.is_initialized():
-            return
-        by_dtype: Dict[torch.dtype, List[torch.Tensor]] = {}
-        for t in tensors:
-            by_dtype.setdefault(t.dtype, []).append(t.data)
-        for group in by_dtype.values():
-            flat = _flatten_dense_tensors(group)
-            dist.broadcast(flat, src=0)
-            for t, synced in zip(group, _unflatten_dense_tensors(flat, group)):
-                t.copy_(synced)
+        broadcast_tensors(list(module.parameters()) + list(module.buffers()))
 
     def average_gradients(self) -> None:
-        """All-reduce and average every existing gradient in one bucket."""
-        if not dist.is_initialized() or dist.get_world_size() == 1:
-            return
-        grads = [
-            p.grad for p in self.module.parameters() if p.grad is not None
-        ]
-        if not grads:
-            return
-        flat = _flatten_dense_tensors(grads)
-        dist.all_reduce(flat)
-        flat.div_(dist.get_world_size())
-        for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
-            g.copy_(synced)
+        """All-reduce and average every existing gradient (one bucket per
+        dtype)."""
+        all_reduce_gradients(self.module.parameters())
 
     def train_step(self, data,
                    optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         log_vars = self.module.train_step(
             data, optim_wrapper, before_step=self.average_gradients)
-        self._broadcast(list(self.module.buffers()))
+        broadcast_tensors(self.module.buffers())
         return log_vars
 
     def val_step(self, data) -> list:

@@ -11,17 +11,17 @@ import random
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
-from nasbnn_mm.nas import (ArchSpec, count_arch_ops, sample_largest,
-                           sample_random, sample_smallest)
+from nasbnn_mm.nas import ArchSpec, ArchType, count_arch_ops, sample_random
 from nasbnn_mm.registry import MODELS
+from nasbnn_mm.utils import UserError
+from ..backbones import resolve_arch
 from ..layers import binarization, set_binarization
-from ..layers.dynamic_linear import DynamicLinear
+from ..supernet import SupernetHead
 
 __all__ = ['SandwichSupernet', 'TEACHER_MODES']
 
@@ -31,23 +31,6 @@ TEACHER_MODES = {
     'BWBA': (True, True),
     'FWFA': (False, False),
 }
-
-
-class SupernetHead(nn.Module):
-    """Global average pooling and the full-precision classifier.
-
-    Args:
-        max_in_channels (int): Largest width of the last stage.
-        num_classes (int): Number of classes.
-    """
-
-    def __init__(self, max_in_channels: int, num_classes: int) -> None:
-        super().__init__()
-        self.fc = DynamicLinear(max_in_channels, num_classes)
-
-    def forward(self, feature: Tensor) -> Tensor:
-        """(N, C, H, W) -> logits (N, num_classes)."""
-        return self.fc(feature.mean(dim=(2, 3)))
 
 
 @MODELS.register_module()
@@ -92,10 +75,10 @@ class SandwichSupernet(BaseModel):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if teacher not in TEACHER_MODES:
-            raise ValueError(f'teacher: {teacher!r} not in '
-                             f'{sorted(TEACHER_MODES)}')
+            raise UserError(f'teacher: {teacher!r} not in '
+                            f'{sorted(TEACHER_MODES)}')
         if num_random < 0:
-            raise ValueError(f'num_random: {num_random} must be >= 0')
+            raise UserError(f'num_random: {num_random} must be >= 0')
         # our types resolve in our scope whatever the config's default scope
         self.backbone = MODELS.build(dict(backbone, _scope_='nasbnn_mm'))
         self.space = self.backbone.space
@@ -107,13 +90,19 @@ class SandwichSupernet(BaseModel):
         self.non_decreasing = non_decreasing
         self.label_smoothing = label_smoothing
         self.rng = random.Random(seed)
-        self.largest = sample_largest(self.space, non_decreasing)
-        self.smallest = sample_smallest(self.space, non_decreasing)
+        self.largest = self.resolve_subnet('largest')
+        self.smallest = self.resolve_subnet('smallest')
         self.subnet = self.largest
 
-    def set_subnet(self, arch: Union[str, dict, ArchSpec]) -> None:
+    def resolve_subnet(self, arch: ArchType) -> ArchSpec:
+        """A subnet of the space (see :func:`~nasbnn_mm.models.resolve_arch`);
+        ``'smallest'``/``'largest'`` are this supernet's sandwich extremes
+        (under its ``non_decreasing`` setting)."""
+        return resolve_arch(arch, self.space, self.non_decreasing)
+
+    def set_subnet(self, arch: ArchType) -> None:
         """Set the subnet that ``forward`` runs outside of training."""
-        self.subnet = self.backbone.resolve_arch(arch)
+        self.subnet = self.resolve_subnet(arch)
 
     def subnet_ops(self, arch: ArchSpec) -> float:
         """OPs of ``arch`` in millions (FLOPs + Int8OPs/8 + BOPs/64)."""

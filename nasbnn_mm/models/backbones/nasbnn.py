@@ -10,62 +10,22 @@ widths, with the module names of :class:`SuperBNN`, so that
 Bi-Transformations of the supernet are folded into the exported weights, so
 the static binary convolutions have none.
 """
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import torch.nn as nn
-from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from nasbnn_mm.nas import (DEFAULT_SPACE, ArchSpec, SearchSpace, load_arch,
-                           validate_arch)
+from nasbnn_mm.nas import DEFAULT_SPACE, ArchType
 from nasbnn_mm.registry import MODELS
-from nasbnn_mm.utils import OptMultiConfig
-from ..layers import BinaryConv2d, LSQConv2d, RPReLU, RSign
-from ..layers.dynamic_binary_conv import GROUP_SLICINGS
+from nasbnn_mm.utils import OptMultiConfig, UserError
+from ..layers import BinaryConv2d, RPReLU, RSign
 from ..layers.shortcut import bireal_shortcut
+from .base_nasbnn import BaseSubnet
 
-__all__ = [
-    'NASBNNStem', 'BinarySeparableBlock', 'NASBNN', 'normalize_out_indices',
-    'build_subnet_layers'
-]
+__all__ = ['BinarySeparableBlock', 'NASBNN', 'WeightNormType']
 
-ArchType = Union[str, dict, ArchSpec]
 WeightNormType = Union[bool, str]
-
-
-class NASBNNStem(nn.Module):
-    """8-bit LSQ conv -> BN -> RPReLU, the stem of a NAS-BNN subnet.
-
-    Args:
-        in_channels (int): Image channels.
-        channels (int): Output width.
-        kernel_size (int): Odd kernel size; padding ``(k - 1) // 2``.
-        stride (int): Stride.
-        quantize_input (bool): Quantize the input to 8 bits too.
-
-    Shape:
-        - Input: (N, in_channels, H, W).
-        - Output: (N, channels, H / stride, W / stride).
-    """
-
-    def __init__(self, in_channels: int, channels: int, kernel_size: int,
-                 stride: int, quantize_input: bool) -> None:
-        super().__init__()
-        self.conv = LSQConv2d(
-            in_channels,
-            channels,
-            kernel_size,
-            stride=stride,
-            padding=(kernel_size - 1) // 2,
-            bias=False,
-            quantize_input=quantize_input)
-        self.bn = nn.BatchNorm2d(channels)
-        self.act = RPReLU(channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, C_img, H, W) -> (N, channels, H / s, W / s)."""
-        return self.act(self.bn(self.conv(x)))
 
 
 class BinarySeparableBlock(nn.Module):
@@ -132,72 +92,8 @@ class BinarySeparableBlock(nn.Module):
         return self.act2(out2 + bireal_shortcut(out, out2.shape[1], 1))
 
 
-def normalize_out_indices(out_indices: Sequence[int],
-                          num_stages: int) -> Tuple[int, ...]:
-    """Check stage indices and make them non-negative.
-
-    Args:
-        out_indices (Sequence[int]): Indices in ``[-num_stages, num_stages)``;
-            negative ones count from the last stage.
-        num_stages (int): Number of stages.
-
-    Returns:
-        tuple[int]: The indices in ``[0, num_stages)``.
-
-    Raises:
-        ValueError: If an index is out of range.
-    """
-    for index in out_indices:
-        if not -num_stages <= index < num_stages:
-            raise ValueError(f'out_indices: {index} not in '
-                             f'[{-num_stages}, {num_stages - 1}]')
-    return tuple(index % num_stages for index in out_indices)
-
-
-# (in_channels, out_channels, kernel_size, groups, stride) -> block
-BlockFactory = Callable[[int, int, int, int, int], nn.Module]
-
-
-def build_subnet_layers(
-        arch: ArchSpec, space: SearchSpace, stem_quantize_input: bool,
-        make_block: BlockFactory) -> Tuple[NASBNNStem, nn.ModuleList]:
-    """The stem and the stages of blocks of one subnet, at its widths.
-
-    The first block of a stage has the stage's stride, the others stride 1;
-    module names mirror :class:`SuperBNN` (``stages.<i>.<j>``).
-
-    Args:
-        arch (ArchSpec): A validated spec of ``space``.
-        space (SearchSpace): Its search space (strides, input channels).
-        stem_quantize_input (bool): See :class:`NASBNNStem`.
-        make_block (Callable): Builds one block from
-            ``(in_channels, out_channels, kernel_size, groups, stride)``.
-
-    Returns:
-        tuple: ``(stem, stages)``, stages an ``nn.ModuleList`` of
-        ``nn.ModuleList``.
-    """
-    stem = arch.stem
-    if stem.groups != 1:
-        raise ValueError(f'stem: groups {stem.groups} not in {{1}}')
-    stem_module = NASBNNStem(space.in_channels, stem.channels,
-                             stem.kernel_size, space.stem.stride,
-                             stem_quantize_input)
-    stages = nn.ModuleList()
-    in_channels = stem.channels
-    for layers, stage in zip(arch.stages, space.stages):
-        blocks = nn.ModuleList()
-        for j, layer in enumerate(layers):
-            blocks.append(
-                make_block(in_channels, layer.channels, layer.kernel_size,
-                           layer.groups, stage.stride if j == 0 else 1))
-            in_channels = layer.channels
-        stages.append(blocks)
-    return stem_module, stages
-
-
 @MODELS.register_module()
-class NASBNN(BaseModule):
+class NASBNN(BaseSubnet):
     """A NAS-BNN subnet as a plain backbone (MMPretrain and MMDetection).
 
     Built from an architecture spec of a search space: an 8-bit LSQ stem,
@@ -206,13 +102,15 @@ class NASBNN(BaseModule):
     :class:`SuperBNN` (``stem.conv``, ``stages.<i>.<j>.conv1``...), so the
     weights of a subnet exported with ``SuperBNN.to_static`` or
     ``tools/export_subnet.py`` load by name, e.g. with
-    ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
-    ``supernet_checkpoint`` instead slices a supernet checkpoint to this
-    spec when the weights are initialised (:meth:`init_weights`).
+    ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``;
+    ``init_cfg=dict(type='SupernetInit', checkpoint=...)`` slices a
+    supernet checkpoint to this spec instead
+    (:class:`~nasbnn_mm.models.SupernetInit`).
 
     Args:
-        arch (str | dict | ArchSpec): The subnet: a preset of Table 6
-            (``'A'``..``'F'``), a JSON/YAML spec file or a spec dict.
+        arch (str | dict | ArchSpec): The subnet: ``'smallest'``,
+            ``'largest'``, a preset of Table 6 (``'A'``..``'F'``), a
+            JSON/YAML spec file or a spec dict.
         search_space (str | dict): The space of the spec: a built-in name,
             a config file defining ``search_space``, or the dict. It gives
             the input channels and the strides. Defaults to 'nasbnn_in1k'.
@@ -228,13 +126,6 @@ class NASBNN(BaseModule):
             (see :class:`BinaryConv2d`); the supernet's. Defaults to True.
         stem_quantize_input (bool): Quantize the stem's input to 8 bits.
             Defaults to True.
-        supernet_checkpoint (str, optional): A supernet checkpoint of
-            ``search_space`` (``SandwichSupernet`` or ``SuperBNN`` keys) to
-            slice to this spec in :meth:`init_weights`, through
-            ``SuperBNN.to_static``. Its BN statistics are the supernet's
-            shared ones (not recalibrated). Defaults to None.
-        supernet_group_slicing (str): ``group_slicing`` of that supernet
-            (see :class:`SuperBNN`). Defaults to 'cyclic'.
         init_cfg (dict | list[dict], optional): Initialization config.
 
     Example:
@@ -256,54 +147,25 @@ class NASBNN(BaseModule):
                  norm_eval: bool = False,
                  weight_norm: WeightNormType = True,
                  stem_quantize_input: bool = True,
-                 supernet_checkpoint: Optional[str] = None,
-                 supernet_group_slicing: str = 'cyclic',
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        if supernet_checkpoint is not None and init_cfg is not None:
-            raise ValueError('supernet_checkpoint and init_cfg both set: give '
-                             'one source of weights')
-        if supernet_group_slicing not in GROUP_SLICINGS:
-            raise ValueError(f'supernet_group_slicing: '
-                             f'{supernet_group_slicing!r} not in '
-                             f'{GROUP_SLICINGS}')
-        self.space = SearchSpace.from_config(search_space)
-        self.arch = load_arch(arch)
-        validate_arch(self.arch, self.space, non_decreasing=False)
+        # NOTE: set before the base class builds the blocks (make_block).
+        self.weight_norm = weight_norm
+        super().__init__(arch, search_space, out_indices, stem_quantize_input,
+                         init_cfg)
         num_stages = len(self.space.stages)
-        self.out_indices = normalize_out_indices(out_indices, num_stages)
         if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages: {frozen_stages} not in '
-                             f'[-1, {num_stages}]')
+            raise UserError(f'frozen_stages: {frozen_stages} not in '
+                            f'[-1, {num_stages}]')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.weight_norm = weight_norm
-        self.stem_quantize_input = stem_quantize_input
-        self.supernet_checkpoint = supernet_checkpoint
-        self.supernet_group_slicing = supernet_group_slicing
-
-        self.stem, self.stages = build_subnet_layers(
-            self.arch, self.space, stem_quantize_input,
-            lambda *args: BinarySeparableBlock(*args, weight_norm))
         self._freeze_stages()
 
-    @property
-    def out_channels(self) -> Tuple[int, ...]:
-        """tuple[int]: Widths of the returned stages, e.g. for an FPN's
-        ``in_channels``."""
-        return tuple(self.arch.stages[i][-1].channels
-                     for i in self.out_indices)
-
-    def init_weights(self) -> None:
-        """Initialise (``init_cfg``), then slice ``supernet_checkpoint``."""
-        if self._is_init:
-            return
-        super().init_weights()
-        if self.supernet_checkpoint is not None:
-            # NOTE: imported here since export imports this module.
-            from ..export import load_supernet_weights
-            load_supernet_weights(self, self.supernet_checkpoint,
-                                  self.supernet_group_slicing)
+    def make_block(self, in_channels: int, out_channels: int, kernel_size: int,
+                   groups: int, stride: int) -> BinarySeparableBlock:
+        """A :class:`BinarySeparableBlock` with this model's
+        ``weight_norm``."""
+        return BinarySeparableBlock(in_channels, out_channels, kernel_size,
+                                    groups, stride, self.weight_norm)
 
     def _freeze_stages(self) -> None:
         frozen = [self.stem] if self.frozen_stages >= 0 else []
@@ -323,21 +185,3 @@ class NASBNN(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Run the subnet.
-
-        Args:
-            x (Tensor): Images (N, C_img, H, W).
-
-        Returns:
-            tuple[Tensor]: Outputs (N, C_i, H_i, W_i) of ``out_indices``.
-        """
-        x = self.stem(x)
-        outs = []
-        for i, blocks in enumerate(self.stages):
-            for block in blocks:
-                x = block(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)

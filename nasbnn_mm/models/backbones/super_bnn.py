@@ -11,21 +11,19 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
 from torch import Tensor
 
-from nasbnn_mm.nas import (ArchSpec, LayerSpec, SearchSpace, load_arch,
-                           parse_arch, sample_largest, validate_arch)
+from nasbnn_mm.nas import ArchSpec, ArchType, LayerSpec
 from nasbnn_mm.registry import MODELS
+from nasbnn_mm.utils import OptMultiConfig, UserError
 from ..layers import (DynamicBatchNorm2d, DynamicBinaryConv2d,
-                      DynamicLSQConv2d, DynamicRPReLU, DynamicRSign)
+                      DynamicLSQConv2d, DynamicMixin, DynamicRPReLU,
+                      DynamicRSign)
 from ..layers.shortcut import bireal_shortcut
-from .nasbnn import (NASBNN, BinarySeparableBlock, NASBNNStem,
-                     normalize_out_indices)
+from .base_nasbnn import BaseNASBNNBackbone, NASBNNStem
+from .nasbnn import NASBNN, BinarySeparableBlock, WeightNormType
 
 __all__ = ['SuperStem', 'SuperSeparableBlock', 'SuperBNN']
-
-ArchType = Union[str, dict, ArchSpec]
 
 
 def _load_exported(static: nn.Module, parts: Dict[str, nn.Module]) -> None:
@@ -41,8 +39,10 @@ def _load_exported(static: nn.Module, parts: Dict[str, nn.Module]) -> None:
     })
 
 
-class SuperStem(nn.Module):
+class SuperStem(DynamicMixin, nn.Module):
     """8-bit LSQ conv -> BN -> RPReLU, output width chosen per forward.
+
+    Its one choice is ``out_channels`` (see :class:`DynamicMixin`).
 
     Args:
         in_channels (int): Image channels.
@@ -68,36 +68,35 @@ class SuperStem(nn.Module):
         """(N, C_img, H, W) -> (N, layer.channels, H / s, W / s)."""
         return self.act(self.bn(self.conv(x, layer.channels)))
 
-    @torch.no_grad()
-    def to_static(self, channels: int) -> NASBNNStem:
-        """Export the stem at width ``channels`` as a :class:`NASBNNStem`.
+    def largest_choice(self) -> Dict[str, int]:
+        """The widest stem."""
+        return dict(out_channels=self.conv.max_out_channels)
 
-        Args:
-            channels (int): Output width.
-
-        Returns:
-            NASBNNStem: Copies of the sliced weights, LSQ steps and BN
-            statistics, on this stem's device and in its mode.
-        """
+    def _to_static(self, out_channels: int) -> NASBNNStem:
+        """The stem at width ``out_channels`` as a :class:`NASBNNStem`:
+        copies of the sliced weights, LSQ steps and BN statistics."""
         conv = self.conv
-        static = NASBNNStem(conv.max_in_channels, channels, conv.kernel_size,
-                            conv.stride, conv.input_quantizer is not None)
+        static = NASBNNStem(conv.max_in_channels, out_channels,
+                            conv.kernel_size, conv.stride, conv.input_quantizer
+                            is not None)
         _load_exported(
             static.to(conv.weight.device),
             dict(
-                conv=conv.to_static(conv.max_in_channels, channels),
-                bn=self.bn.to_static(channels),
-                act=self.act.to_static(channels)))
-        return static.train(self.training)
+                conv=conv.to_static(out_channels=out_channels),
+                bn=self.bn.to_static(channels=out_channels),
+                act=self.act.to_static(channels=out_channels)))
+        return static
 
 
-class SuperSeparableBlock(nn.Module):
+class SuperSeparableBlock(DynamicMixin, nn.Module):
     """A binary separable block of the supernet.
 
     ``x -> RSign -> grouped k×k binary conv (width kept, stride s) -> BN
     -> + shortcut(x) -> RPReLU -> RSign -> 1×1 binary conv (width set) -> BN
     -> + shortcut -> RPReLU``. Shortcuts average-pool for stride 2 and tile
-    channels for a wider output (:func:`bireal_shortcut`).
+    channels for a wider output (:func:`bireal_shortcut`). Its choices
+    are ``in_channels``, ``out_channels``, ``kernel_size`` and ``groups``
+    (see :class:`DynamicMixin`).
 
     Args:
         max_in_channels (int): Largest input width.
@@ -112,8 +111,8 @@ class SuperSeparableBlock(nn.Module):
 
     def __init__(self, max_in_channels: int, max_out_channels: int,
                  kernel_sizes: Sequence[int], groups: Sequence[int],
-                 stride: int, weight_norm: Union[bool, str],
-                 bi_transform: bool, group_slicing: str) -> None:
+                 stride: int, weight_norm: WeightNormType, bi_transform: bool,
+                 group_slicing: str) -> None:
         super().__init__()
         self.stride = stride
         self.sign1 = DynamicRSign(max_in_channels)
@@ -150,43 +149,45 @@ class SuperSeparableBlock(nn.Module):
         return self.act2(
             self.bn2(out2) + bireal_shortcut(out, layer.channels, 1))
 
-    @torch.no_grad()
-    def to_static(self, in_channels: int,
-                  layer: LayerSpec) -> BinarySeparableBlock:
-        """Export one layer as a :class:`BinarySeparableBlock`.
+    def largest_choice(self) -> Dict[str, int]:
+        """The widest block with the largest kernel and fewest groups."""
+        return dict(
+            in_channels=self.conv1.max_in_channels,
+            out_channels=self.conv2.max_out_channels,
+            kernel_size=self.conv1.max_kernel_size,
+            groups=self.conv1.groups_choices[0])
 
-        Kernel and Bi-Transformations are folded into the exported binary
-        convolution weights (see :meth:`DynamicBinaryConv2d.to_static`).
-
-        Args:
-            in_channels (int): Input width (the previous layer's).
-            layer (LayerSpec): Output width, kernel size and groups.
-
-        Returns:
-            BinarySeparableBlock: Same output as ``self(x, layer)`` for an
-            input of ``in_channels``, on this block's device and in its
-            mode, with binary weights and activations.
-        """
-        static = BinarySeparableBlock(in_channels, layer.channels,
-                                      layer.kernel_size, layer.groups,
-                                      self.stride, self.conv1.weight_norm)
+    def _to_static(self, in_channels: int, out_channels: int, kernel_size: int,
+                   groups: int) -> BinarySeparableBlock:
+        """One layer as a :class:`BinarySeparableBlock`: the same output
+        as ``self(x, layer)`` for an input of ``in_channels``, with binary
+        weights and activations. Kernel and Bi-Transformations are folded
+        into the binary convolution weights (see
+        :class:`DynamicBinaryConv2d`)."""
+        static = BinarySeparableBlock(in_channels, out_channels, kernel_size,
+                                      groups, self.stride,
+                                      self.conv1.weight_norm)
         _load_exported(
             static.to(self.conv1.weight.device),
             dict(
-                sign1=self.sign1.to_static(in_channels),
-                conv1=self.conv1.to_static(in_channels, in_channels,
-                                           layer.kernel_size, layer.groups),
-                bn1=self.bn1.to_static(in_channels),
-                act1=self.act1.to_static(in_channels),
-                sign2=self.sign2.to_static(in_channels),
-                conv2=self.conv2.to_static(in_channels, layer.channels, 1, 1),
-                bn2=self.bn2.to_static(layer.channels),
-                act2=self.act2.to_static(layer.channels)))
-        return static.train(self.training)
+                sign1=self.sign1.to_static(channels=in_channels),
+                conv1=self.conv1.to_static(
+                    in_channels=in_channels,
+                    out_channels=in_channels,
+                    kernel_size=kernel_size,
+                    groups=groups),
+                bn1=self.bn1.to_static(channels=in_channels),
+                act1=self.act1.to_static(channels=in_channels),
+                sign2=self.sign2.to_static(channels=in_channels),
+                conv2=self.conv2.to_static(
+                    in_channels=in_channels, out_channels=out_channels),
+                bn2=self.bn2.to_static(channels=out_channels),
+                act2=self.act2.to_static(channels=out_channels)))
+        return static
 
 
 @MODELS.register_module()
-class SuperBNN(BaseModule):
+class SuperBNN(BaseNASBNNBackbone):
     """The binary supernet of a NAS-BNN search space.
 
     Any subnet of the space runs without rebuilding modules:
@@ -199,8 +200,9 @@ class SuperBNN(BaseModule):
             (``'nasbnn_in1k'``, ``'nasbnn_digits'``), a config file defining
             ``search_space``, or the ``search_space`` dict.
         arch (str | dict | ArchSpec, optional): The subnet ``forward(x)``
-            runs: a preset name (``'A'``..``'F'``), a spec file or dict.
-            Defaults to the largest subnet.
+            runs: ``'smallest'``, ``'largest'``, a preset name
+            (``'A'``..``'F'``), a spec file or dict. Defaults to the largest
+            subnet.
         out_indices (Sequence[int]): Stages whose outputs are returned
             (negative counts from the end). Defaults to (-1, ).
         weight_norm (bool | str): Channel-wise weight normalization (eq. 6);
@@ -218,11 +220,10 @@ class SuperBNN(BaseModule):
 
     Example:
         >>> model = SuperBNN('nasbnn_digits')
-        >>> from nasbnn_mm.nas import sample_smallest
         >>> x = torch.randn(2, 3, 32, 32)
         >>> [o.shape for o in model(x)]
         [torch.Size([2, 128, 4, 4])]
-        >>> model(x, sample_smallest(model.space))[-1].shape
+        >>> model(x, model.resolve_arch('smallest'))[-1].shape
         torch.Size([2, 64, 4, 4])
     """
 
@@ -230,20 +231,17 @@ class SuperBNN(BaseModule):
                  search_space: Union[str, dict],
                  arch: Optional[ArchType] = None,
                  out_indices: Sequence[int] = (-1, ),
-                 weight_norm: Union[bool, str] = True,
+                 weight_norm: WeightNormType = True,
                  bi_transform: bool = True,
                  stem_quantize_input: bool = True,
                  group_slicing: str = 'cyclic',
-                 init_cfg: Optional[Union[dict, list]] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.space = SearchSpace.from_config(search_space)
-        num_stages = len(self.space.stages)
-        self.out_indices = normalize_out_indices(out_indices, num_stages)
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(search_space, out_indices, init_cfg)
         stem = self.space.stem
         if len(stem.kernel_size) != 1 or stem.groups != (1, ):
-            raise ValueError('search_space.stem: the stem searches only its '
-                             f'width; got kernel_size {stem.kernel_size} and '
-                             f'groups {stem.groups}')
+            raise UserError('search_space.stem: the stem searches only its '
+                            f'width; got kernel_size {stem.kernel_size} and '
+                            f'groups {stem.groups}')
         self.stem = SuperStem(self.space.in_channels, max(stem.channels),
                               stem.kernel_size[0], stem.stride,
                               stem_quantize_input)
@@ -260,24 +258,7 @@ class SuperBNN(BaseModule):
                                         group_slicing))
                 in_channels = max(stage.channels)
             self.stages.append(blocks)
-        self.arch = self.resolve_arch(
-            sample_largest(self.space) if arch is None else arch)
-
-    @property
-    def out_channels(self) -> Tuple[int, ...]:
-        """tuple[int]: Widths of the returned stages for :attr:`arch`."""
-        return tuple(self.arch.stages[i][-1].channels
-                     for i in self.out_indices)
-
-    def resolve_arch(self, arch: ArchType) -> ArchSpec:
-        """Parse ``arch`` (preset name, file, dict or spec) and validate it
-        against this supernet's space (without the Non-Decreasing check, so
-        ablation subnets run too)."""
-        if isinstance(arch, str):
-            arch = load_arch(arch)
-        arch = parse_arch(arch)
-        validate_arch(arch, self.space, non_decreasing=False)
-        return arch
+        self.arch = self.resolve_arch('largest' if arch is None else arch)
 
     def set_arch(self, arch: ArchType) -> None:
         """Set the subnet that ``forward(x)`` runs."""
@@ -341,11 +322,14 @@ class SuperBNN(BaseModule):
             out_indices=self.out_indices,
             weight_norm=self.stages[0][0].conv1.weight_norm,
             stem_quantize_input=self.stem.conv.input_quantizer is not None)
-        static.stem = self.stem.to_static(arch.stem.channels)
+        static.stem = self.stem.to_static(out_channels=arch.stem.channels)
         in_channels = arch.stem.channels
         for i, layers in enumerate(arch.stages):
             for j, layer in enumerate(layers):
                 static.stages[i][j] = self.stages[i][j].to_static(
-                    in_channels, layer)
+                    in_channels=in_channels,
+                    out_channels=layer.channels,
+                    kernel_size=layer.kernel_size,
+                    groups=layer.groups)
                 in_channels = layer.channels
         return static.train(self.training)

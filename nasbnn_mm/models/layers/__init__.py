@@ -18,6 +18,7 @@ from .dynamic_batch_norm import DynamicBatchNorm2d
 from .dynamic_binary_conv import DynamicBinaryConv2d
 from .dynamic_linear import DynamicLinear
 from .dynamic_lsq_conv import DynamicLSQConv2d
+from .dynamic_op import DynamicMixin
 from .kernel_transformation import KernelTransformation, center_crop_kernel
 from .lsq import LSQConv2d, LSQQuantizer, grad_scale, round_ste
 from .shortcut import bireal_shortcut
@@ -33,7 +34,7 @@ __all__ = [
     'binary_conv_weight', 'BinaryConv2d', 'LSQQuantizer', 'LSQConv2d',
     'grad_scale', 'round_ste', 'dorefa_binarize_weight',
     'dorefa_binarize_activation', 'DoReFaConv2d', 'DoReFaActivation',
-    'DynamicBinaryConv2d', 'DynamicLSQConv2d', 'DynamicBatchNorm2d',
-    'DynamicRSign', 'DynamicRPReLU', 'DynamicLinear', 'bireal_shortcut',
-    'set_binarization', 'binarization'
+    'DynamicMixin', 'DynamicBinaryConv2d', 'DynamicLSQConv2d',
+    'DynamicBatchNorm2d', 'DynamicRSign', 'DynamicRPReLU', 'DynamicLinear',
+    'bireal_shortcut', 'set_binarization', 'binarization'
 ]

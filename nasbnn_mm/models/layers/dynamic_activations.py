@@ -1,8 +1,10 @@
 """Sliceable RSign and RPReLU for the NAS-BNN supernet."""
-import torch
+from typing import Dict
+
 from torch import Tensor
 
 from .activations import RPReLU, RSign
+from .dynamic_op import DynamicMixin
 
 __all__ = ['DynamicRSign', 'DynamicRPReLU']
 
@@ -13,7 +15,7 @@ def _check_channels(name: str, channels: int, max_channels: int) -> None:
                          f'[1, {max_channels}]')
 
 
-class DynamicRSign(RSign):
+class DynamicRSign(DynamicMixin, RSign):
     """:class:`RSign` using the first ``C = x.shape[1]`` of its shifts.
 
     Args:
@@ -45,16 +47,13 @@ class DynamicRSign(RSign):
         _check_channels('DynamicRSign', c, self.num_channels)
         return self._shift(x, self.bias[:c])
 
-    @torch.no_grad()
-    def to_static(self, channels: int) -> RSign:
-        """Export the first ``channels`` as an :class:`RSign`.
+    def largest_choice(self) -> Dict[str, int]:
+        """All channels."""
+        return dict(channels=self.num_channels)
 
-        Args:
-            channels (int): Active channel count.
-
-        Returns:
-            RSign: With copied shifts and the same ``binary`` switch.
-        """
+    def _to_static(self, channels: int) -> RSign:
+        """The first ``channels`` shifts as an :class:`RSign` with the same
+        ``binary`` switch."""
         _check_channels('DynamicRSign', channels, self.num_channels)
         static = RSign(channels).to(self.bias)
         static.bias.copy_(self.bias[:channels])
@@ -62,7 +61,7 @@ class DynamicRSign(RSign):
         return static
 
 
-class DynamicRPReLU(RPReLU):
+class DynamicRPReLU(DynamicMixin, RPReLU):
     """:class:`RPReLU` using the first ``C = x.shape[1]`` of its parameters.
 
     Args:
@@ -95,16 +94,12 @@ class DynamicRPReLU(RPReLU):
         return self._rprelu(x, self.bias_in[:c], self.weight[:c],
                             self.bias_out[:c])
 
-    @torch.no_grad()
-    def to_static(self, channels: int) -> RPReLU:
-        """Export the first ``channels`` as an :class:`RPReLU`.
+    def largest_choice(self) -> Dict[str, int]:
+        """All channels."""
+        return dict(channels=self.num_channels)
 
-        Args:
-            channels (int): Active channel count.
-
-        Returns:
-            RPReLU: With copied parameters.
-        """
+    def _to_static(self, channels: int) -> RPReLU:
+        """The first ``channels`` parameters as an :class:`RPReLU`."""
         _check_channels('DynamicRPReLU', channels, self.num_channels)
         static = RPReLU(channels).to(self.weight)
         static.load_state_dict({

@@ -1,13 +1,16 @@
 """Sliceable batch normalization for the NAS-BNN supernet."""
-import torch
+from typing import Dict
+
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .dynamic_op import DynamicMixin
+
 __all__ = ['DynamicBatchNorm2d']
 
 
-class DynamicBatchNorm2d(nn.BatchNorm2d):
+class DynamicBatchNorm2d(DynamicMixin, nn.BatchNorm2d):
     """BatchNorm2d that normalizes the first C channels of its maximum.
 
     Affine parameters and running statistics are sliced views
@@ -77,28 +80,23 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
         return F.batch_norm(x, running_mean, running_var, weight, bias,
                             use_batch_stats, factor, self.eps)
 
-    @torch.no_grad()
-    def to_static(self, num_features: int) -> nn.BatchNorm2d:
-        """Export the first ``num_features`` channels as a BatchNorm2d.
+    def largest_choice(self) -> Dict[str, int]:
+        """All channels."""
+        return dict(channels=self.num_features)
 
-        Args:
-            num_features (int): Active channel count.
-
-        Returns:
-            nn.BatchNorm2d: Copies of the sliced parameters and statistics,
-            in this layer's train/eval mode.
-        """
-        if not 1 <= num_features <= self.num_features:
-            raise ValueError(f'num_features {num_features} not in '
+    def _to_static(self, channels: int) -> nn.BatchNorm2d:
+        """The first ``channels`` as a BatchNorm2d: copies of the sliced
+        parameters and statistics."""
+        if not 1 <= channels <= self.num_features:
+            raise ValueError(f'channels {channels} not in '
                              f'[1, {self.num_features}]')
         state = {
-            k: v[:num_features] if v.dim() else v
+            k: v[:channels] if v.dim() else v
             for k, v in self.state_dict().items()
         }
-        static = nn.BatchNorm2d(num_features, self.eps, self.momentum,
-                                self.affine, self.track_running_stats)
+        static = nn.BatchNorm2d(channels, self.eps, self.momentum, self.affine,
+                                self.track_running_stats)
         if state:
             static.to(next(iter(state.values())).device)
         static.load_state_dict(state)
-        static.train(self.training)
         return static

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .bi_transformation import BiTransformation
 from .binary_conv import BinaryConv2d, binary_conv_weight, check_weight_norm
+from .dynamic_op import DynamicMixin
 from .kernel_transformation import KernelTransformation
 
 __all__ = ['DynamicBinaryConv2d']
@@ -41,7 +42,7 @@ def _as_choices(name: str, value: Union[int, Sequence[int]]) -> List[int]:
     return sorted(set(choices))
 
 
-class DynamicBinaryConv2d(nn.Module):
+class DynamicBinaryConv2d(DynamicMixin, nn.Module):
     """Binary convolution with width, kernel size and groups set per call.
 
     The shared weight is ``(max_out_channels, max_in_channels / min(groups),
@@ -91,7 +92,8 @@ class DynamicBinaryConv2d(nn.Module):
         >>> x = torch.randn(2, 32, 8, 8)
         >>> conv(x, out_channels=48, kernel_size=3, groups=2).shape
         torch.Size([2, 48, 8, 8])
-        >>> static = conv.to_static(32, 48, 3, 2)
+        >>> static = conv.to_static(
+        ...     in_channels=32, out_channels=48, kernel_size=3, groups=2)
         >>> torch.allclose(static(x), conv(x, 48, 3, 2), atol=1e-5)
         True
     """
@@ -279,9 +281,16 @@ class DynamicBinaryConv2d(nn.Module):
         return F.conv2d(x, weight, None, self.stride, setting.padding,
                         self.dilation, setting.groups)
 
-    @torch.no_grad()
-    def to_static(self, in_channels: int, out_channels: int, kernel_size: int,
-                  groups: int) -> BinaryConv2d:
+    def largest_choice(self) -> Dict[str, int]:
+        """The setting of ``forward`` without arguments."""
+        return dict(
+            in_channels=self.max_in_channels,
+            out_channels=self.max_out_channels,
+            kernel_size=self.max_kernel_size,
+            groups=self.groups_choices[0])
+
+    def _to_static(self, in_channels: int, out_channels: int, kernel_size: int,
+                   groups: int) -> BinaryConv2d:
         """Export one setting as a plain :class:`BinaryConv2d`.
 
         Kernel transformations and the Bi-Transformation are folded into the
@@ -289,12 +298,6 @@ class DynamicBinaryConv2d(nn.Module):
         equals this one with binary weights; weight normalization and the
         ``binary_weights`` switch are carried over. The static layer does not
         binarize its input (``binarize_input=False``).
-
-        Args:
-            in_channels (int): Active input width.
-            out_channels (int): Active output width.
-            kernel_size (int): Active kernel size.
-            groups (int): Active groups.
 
         Returns:
             BinaryConv2d: Weight (out_channels, in_channels / groups,
@@ -315,7 +318,6 @@ class DynamicBinaryConv2d(nn.Module):
             binarize_input=False).to(self.weight)
         static.weight.copy_(self._active_weight(setting, binary=True))
         static.binary_weights = self.binary_weights
-        static.train(self.training)
         return static
 
     def extra_repr(self) -> str:

@@ -1,13 +1,16 @@
 """Full-precision linear layer that reads the first C input features."""
-import torch
+from typing import Dict
+
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .dynamic_op import DynamicMixin
+
 __all__ = ['DynamicLinear']
 
 
-class DynamicLinear(nn.Linear):
+class DynamicLinear(DynamicMixin, nn.Linear):
     """:class:`torch.nn.Linear` over the first ``C = x.shape[1]`` inputs.
 
     The supernet's classifier: every subnet's last width reads a prefix of
@@ -43,9 +46,12 @@ class DynamicLinear(nn.Linear):
                              f'max_in_features {self.in_features}')
         return F.linear(x, self.weight[:, :c], self.bias)
 
-    @torch.no_grad()
-    def to_static(self, in_features: int) -> nn.Linear:
-        """Export the first ``in_features`` inputs as a plain ``nn.Linear``."""
+    def largest_choice(self) -> Dict[str, int]:
+        """All input features."""
+        return dict(in_features=self.in_features)
+
+    def _to_static(self, in_features: int) -> nn.Linear:
+        """The first ``in_features`` inputs as a plain ``nn.Linear``."""
         if not 1 <= in_features <= self.in_features:
             raise ValueError(f'in_features {in_features} not in '
                              f'[1, {self.in_features}]')

@@ -4,19 +4,20 @@ The stem of the NAS-BNN search space (https://arxiv.org/abs/2408.15484,
 Table 1) searches only its output width; its kernel and groups are fixed.
 """
 import math
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .dynamic_op import DynamicMixin
 from .lsq import LSQConv2d, LSQQuantizer
 
 __all__ = ['DynamicLSQConv2d']
 
 
-class DynamicLSQConv2d(nn.Module):
+class DynamicLSQConv2d(DynamicMixin, nn.Module):
     """LSQ convolution whose output width is chosen per forward.
 
     The weight ``(max_out_channels, max_in_channels, k, k)`` and the
@@ -45,7 +46,7 @@ class DynamicLSQConv2d(nn.Module):
         >>> x = torch.randn(2, 3, 32, 32)
         >>> stem(x, out_channels=24).shape
         torch.Size([2, 24, 16, 16])
-        >>> torch.allclose(stem.to_static(3, 24)(x), stem(x, 24))
+        >>> torch.allclose(stem.to_static(out_channels=24)(x), stem(x, 24))
         True
     """
 
@@ -118,16 +119,17 @@ class DynamicLSQConv2d(nn.Module):
         return F.conv2d(x, weight, bias, self.stride, self.padding,
                         self.dilation)
 
-    @torch.no_grad()
-    def to_static(self, in_channels: int, out_channels: int) -> LSQConv2d:
+    def largest_choice(self) -> Dict[str, int]:
+        """The setting of ``forward`` without arguments."""
+        return dict(
+            in_channels=self.max_in_channels,
+            out_channels=self.max_out_channels)
+
+    def _to_static(self, in_channels: int, out_channels: int) -> LSQConv2d:
         """Export one width as a plain :class:`LSQConv2d`.
 
         Weight, bias and the weight steps are sliced copies; the input step
         and the ``initialized`` states are copied too.
-
-        Args:
-            in_channels (int): Active input width.
-            out_channels (int): Active output width.
 
         Returns:
             LSQConv2d: Same output as this layer at that width.
@@ -154,7 +156,6 @@ class DynamicLSQConv2d(nn.Module):
         if self.input_quantizer is not None:
             static.input_quantizer.load_state_dict(
                 self.input_quantizer.state_dict())
-        static.train(self.training)
         return static
 
     def extra_repr(self) -> str:

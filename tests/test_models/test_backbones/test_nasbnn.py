@@ -7,15 +7,14 @@ import torch.nn as nn
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 
-from nasbnn_mm.models.algorithms import SandwichSupernet
-from nasbnn_mm.models.backbones.nasbnn import NASBNN
-from nasbnn_mm.models.backbones.super_bnn import SuperBNN
-from nasbnn_mm.models.export import (export_subnet, load_supernet_weights,
-                                     subnet_checkpoint)
+from nasbnn_mm.models import (NASBNN, SandwichSupernet, SuperBNN, SupernetInit,
+                              export_subnet, load_supernet_weights,
+                              resolve_arch, subnet_checkpoint)
 from nasbnn_mm.models.layers import BinaryConv2d
-from nasbnn_mm.nas import (count_arch_ops, count_module_ops, sample_largest,
-                           sample_random, sample_smallest)
+from nasbnn_mm.nas import (SearchSpace, count_arch_ops, count_module_ops,
+                           sample_largest, sample_random, sample_smallest)
 from nasbnn_mm.testing import TINY_ARCH, TINY_SPACE, LabelSample
+from nasbnn_mm.utils import UserError
 
 # Same layout, narrower last stage: its checkpoints do not fit TINY_SPACE.
 NARROW_SPACE = dict(
@@ -56,6 +55,10 @@ def _archs(space):
     }
 
 
+def _export(supernet, arch):
+    return export_subnet(supernet.backbone, supernet.head, arch)
+
+
 def _static_logits(backbone, fc, x):
     return fc(backbone(x)[-1].mean(dim=(2, 3)))
 
@@ -63,7 +66,7 @@ def _static_logits(backbone, fc, x):
 @pytest.mark.parametrize('name', ['smallest', 'largest', 'random', 'fixed'])
 def test_export_matches_supernet(supernet, name):
     arch = supernet.backbone.resolve_arch(_archs(supernet.space)[name])
-    backbone, fc = export_subnet(supernet, arch)
+    backbone, fc = _export(supernet, arch)
     assert not backbone.training
     x = _images()
     with torch.no_grad():
@@ -83,7 +86,7 @@ def test_export_matches_supernet(supernet, name):
 
 
 def test_export_does_not_share_parameters(supernet):
-    backbone, fc = export_subnet(supernet, TINY_ARCH)
+    backbone, fc = _export(supernet, TINY_ARCH)
     supernet_params = {p.data_ptr() for p in supernet.parameters()}
     assert not supernet_params & {
         p.data_ptr()
@@ -92,7 +95,7 @@ def test_export_does_not_share_parameters(supernet):
 
 
 def test_export_names_mirror_supernet(supernet):
-    backbone, _ = export_subnet(supernet, TINY_ARCH)
+    backbone, _ = _export(supernet, TINY_ARCH)
     supernet_keys = set(supernet.backbone.state_dict())
     static_keys = set(backbone.state_dict())
     assert static_keys <= supernet_keys
@@ -113,7 +116,7 @@ def test_export_names_mirror_supernet(supernet):
 
 def test_export_ops_match_the_counter(supernet):
     arch = supernet.backbone.resolve_arch(TINY_ARCH)
-    backbone, fc = export_subnet(supernet, arch)
+    backbone, fc = _export(supernet, arch)
     model = nn.ModuleDict(dict(backbone=backbone, fc=fc))
     report = count_module_ops(model, (3, 16, 16),
                               lambda x: _static_logits(backbone, fc, x))
@@ -123,7 +126,7 @@ def test_export_ops_match_the_counter(supernet):
 
 
 def test_checkpoint_is_small_and_weights_only(supernet, tmp_path):
-    backbone, fc = export_subnet(supernet, TINY_ARCH)
+    backbone, fc = _export(supernet, TINY_ARCH)
     ckpt = subnet_checkpoint(backbone, fc, dict(name='tiny'))
     path = tmp_path / 'subnet.pth'
     torch.save(ckpt, path)
@@ -200,9 +203,12 @@ def test_load_supernet_weights(supernet, tmp_path, wrapped):
         else supernet.backbone.state_dict()
     path = tmp_path / 'supernet.pth'
     torch.save(dict(state_dict=state), path)
-    model = NASBNN(TINY_ARCH, TINY_SPACE, supernet_checkpoint=str(path))
+    model = NASBNN(
+        TINY_ARCH,
+        TINY_SPACE,
+        init_cfg=dict(type='SupernetInit', checkpoint=str(path)))
     model.init_weights()
-    expected, _ = export_subnet(supernet, TINY_ARCH)
+    expected, _ = _export(supernet, TINY_ARCH)
     x = _images()
     torch.testing.assert_close(model.eval()(x), expected(x))
     report = load_supernet_weights(
@@ -233,23 +239,42 @@ def test_load_supernet_weights_width_mismatch():
         load_supernet_weights(model, narrow)
 
 
-def test_supernet_checkpoint_arguments_are_checked():
-    with pytest.raises(ValueError, match='supernet_checkpoint and init_cfg'):
-        NASBNN(
-            TINY_ARCH,
-            TINY_SPACE,
-            supernet_checkpoint='a.pth',
-            init_cfg=dict(type='Pretrained', checkpoint='b.pth'))
+def test_supernet_init_arguments_are_checked():
     with pytest.raises(
-            ValueError,
-            match=r"supernet_group_slicing: 'rows' not in \('prefix', "):
-        NASBNN(TINY_ARCH, TINY_SPACE, supernet_group_slicing='rows')
+            UserError,
+            match=r"group_slicing 'rows' not in \('prefix', 'cyclic'\)"):
+        SupernetInit('a.pth', group_slicing='rows')
+    with pytest.raises(UserError, match='not a SuperBNN'):
+        SupernetInit('a.pth')(SuperBNN(TINY_SPACE))
+    model = NASBNN(
+        TINY_ARCH,
+        TINY_SPACE,
+        init_cfg=dict(type='SupernetInit', checkpoint='missing.pth'))
+    with pytest.raises(
+            UserError, match='supernet checkpoint missing.pth: no such file'):
+        model.init_weights()
+
+
+def test_one_vocabulary_names_subnets():
+    space = SearchSpace.from_config(TINY_SPACE)
+    assert resolve_arch('smallest', space) == sample_smallest(space)
+    assert resolve_arch('largest', space, non_decreasing=False) == \
+        sample_largest(space, non_decreasing=False)
+    model = NASBNN('largest', TINY_SPACE)
+    assert model.arch == sample_largest(space)
+    assert SuperBNN(TINY_SPACE, arch='smallest').arch == \
+        sample_smallest(space)
+    with pytest.raises(
+            UserError,
+            match=r"arch 'tiny': neither smallest nor largest, a preset "
+            r'\(A, B, C, D, E, F\) nor an existing spec file'):
+        NASBNN('tiny', TINY_SPACE)
 
 
 def test_image_classifier_loads_the_export(supernet, tmp_path):
     pytest.importorskip('mmpretrain')
     from mmpretrain.models import ImageClassifier
-    backbone, fc = export_subnet(supernet, TINY_ARCH)
+    backbone, fc = _export(supernet, TINY_ARCH)
     path = tmp_path / 'subnet.pth'
     torch.save(subnet_checkpoint(backbone, fc), path)
     with DefaultScope.overwrite_default_scope('mmpretrain'):

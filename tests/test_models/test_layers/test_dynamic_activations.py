@@ -15,12 +15,12 @@ def test_dynamic_rsign_equals_static():
     m = DynamicRSign(8)
     _randomize(m)
     x = torch.randn(2, 5, 3, 3)
-    static = m.to_static(5)
+    static = m.to_static(channels=5)
     assert type(static) is RSign
     assert torch.equal(static(x), m(x))
     m.binary = False
     torch.testing.assert_close(m(x), x + m.bias[:5].view(1, 5, 1, 1))
-    assert not m.to_static(5).binary
+    assert not m.to_static(channels=5).binary
 
 
 def test_dynamic_rprelu_equals_static():
@@ -28,7 +28,7 @@ def test_dynamic_rprelu_equals_static():
     m = DynamicRPReLU(8)
     _randomize(m)
     x = torch.randn(2, 5, 3, 3)
-    static = m.to_static(5)
+    static = m.to_static(channels=5)
     assert type(static) is RPReLU
     torch.testing.assert_close(static(x), m(x))
     m(x).sum().backward()
@@ -42,4 +42,4 @@ def test_errors(cls):
     with pytest.raises(ValueError, match=r'channels 6 not in \[1, 4\]'):
         m(torch.randn(1, 6, 2, 2))
     with pytest.raises(ValueError, match=r'channels 0 not in \[1, 4\]'):
-        m.to_static(0)
+        m.to_static(channels=0)

@@ -36,7 +36,7 @@ def test_eval_and_to_static():
     bn = DynamicBatchNorm2d(8).eval()
     _randomize(bn)
     x = torch.randn(2, 6, 3, 3)
-    static = bn.to_static(6)
+    static = bn.to_static(channels=6)
     assert type(static) is nn.BatchNorm2d and not static.training
     torch.testing.assert_close(static(x), bn(x))
     mean, var, weight, bias = (
@@ -50,5 +50,5 @@ def test_errors():
     bn = DynamicBatchNorm2d(4)
     with pytest.raises(ValueError, match='channels 5 .* exceed'):
         bn(torch.randn(2, 5, 2, 2))
-    with pytest.raises(ValueError, match=r'num_features 5 not in \[1, 4\]'):
-        bn.to_static(5)
+    with pytest.raises(ValueError, match=r'channels 5 not in \[1, 4\]'):
+        bn.to_static(channels=5)

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from nasbnn_mm.models.layers import (BinaryConv2d, DynamicBinaryConv2d,
                                      binary_conv_weight, normalize_weight)
 
+SETTING = ('in_channels', 'out_channels', 'kernel_size', 'groups')
+
 
 def _perturb_transforms(conv):
     with torch.no_grad():
@@ -28,7 +30,8 @@ def test_dynamic_equals_static_on_random_settings(group_slicing):
         c_out = groups * rng.randint(1, 16 // groups)
         k = rng.choice([3, 5, 7])
         x = torch.randn(2, c_in, 7, 7)
-        static = conv.to_static(c_in, c_out, k, groups)
+        static = conv.to_static(
+            in_channels=c_in, out_channels=c_out, kernel_size=k, groups=groups)
         assert type(static) is BinaryConv2d
         assert static.weight.shape == (c_out, c_in // groups, k, k)
         assert static.bi_transform is None and static.input_sign is None
@@ -141,7 +144,7 @@ def test_defaults_are_largest_setting():
 def test_setting_errors(args, match):
     conv = DynamicBinaryConv2d(8, 8, [3, 5], groups=[1, 2])
     with pytest.raises(ValueError, match=match):
-        conv.to_static(*args)
+        conv.to_static(**dict(zip(SETTING, args)))
     with pytest.raises(ValueError, match=match):
         conv(torch.randn(1, args[0], 5, 5), *args[1:])
 

@@ -10,7 +10,7 @@ def test_dynamic_equals_static_for_each_width():
     x = torch.randn(2, 3, 12, 12)
     stem(x)  # initialises the steps
     for width in [4, 9, 16]:
-        static = stem.to_static(3, width)
+        static = stem.to_static(in_channels=3, out_channels=width)
         assert type(static) is LSQConv2d
         assert static.weight.shape == (width, 3, 3, 3)
         out = stem(x, width)

@@ -1,8 +1,14 @@
+import importlib.util
+import os.path as osp
+
 import pytest
 import torch
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.models.utils import convert_official_state_dict
+
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 # (channels, depths, kernel sizes, groups, stride): the official cfg layout.
 OFFICIAL_CFG = [
@@ -134,3 +140,44 @@ def test_unknown_official_key_is_named():
     with pytest.raises(KeyError, match='features.1.0.mystery'):
         convert_official_state_dict(
             {'features.1.0.mystery.weight': torch.zeros(1)})
+
+
+def _converter():
+    path = osp.join(REPO, 'tools', 'model_converters',
+                    'nasbnn_official_to_mm.py')
+    spec = importlib.util.spec_from_file_location('converter', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_converter_tool_writes_a_weights_only_checkpoint(tmp_path, capsys):
+    src, dst = tmp_path / 'official.pth.tar', tmp_path / 'converted.pth'
+    torch.save(dict(state_dict=_official_state_dict(), epoch=7), src)
+    assert _converter()([str(src), str(dst)]) == 0
+    converted = torch.load(dst, weights_only=True)
+    assert converted['meta'] == dict(
+        source='official.pth.tar', converter='nasbnn_official', epoch=7)
+    expected = convert_official_state_dict(_official_state_dict())
+    assert converted['state_dict'].keys() == expected.keys()
+    assert f'-> {len(expected)} tensors: {dst}' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('case',
+                         ['missing', 'damaged', 'unknown key', 'no folder'])
+def test_converter_tool_errors_are_one_line(tmp_path, capsys, case):
+    src = tmp_path / 'official.pth.tar'
+    dst = tmp_path / 'converted.pth'
+    if case == 'damaged':
+        src.write_text('not a checkpoint')
+    elif case == 'unknown key':
+        torch.save({'features.1.0.mystery.weight': torch.zeros(1)}, src)
+    elif case == 'no folder':
+        torch.save(dict(state_dict=_official_state_dict()), src)
+        dst = tmp_path / 'nowhere' / 'converted.pth'
+    assert _converter()([str(src), str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('nasbnn_official_to_mm.py: error: ')
+    assert len(err.strip().splitlines()) == 1
+    assert str(src if case != 'no folder' else dst) in err
+    assert not dst.exists()

@@ -1,0 +1,92 @@
+"""tools/deploy/pack_subnet.py on a small exported subnet, in-process."""
+import importlib.util
+import json
+import os.path as osp
+import re
+
+import pytest
+import torch
+# NOTE: pytest puts this folder on sys.path (no __init__.py in tests/).
+from test_packed_nasbnn import ARCH, float_pair
+
+from nasbnn_mm.deploy import load_packed, pack_nasbnn
+from nasbnn_mm.models import subnet_checkpoint
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = 'pack_subnet.py'
+
+
+def _main():
+    path = osp.join(REPO, 'tools', 'deploy', TOOL)
+    spec = importlib.util.spec_from_file_location('pack_subnet', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture
+def exported(tmp_path):
+    backbone, fc = float_pair(ARCH, 0)
+    path = tmp_path / 'subnet.pth'
+    torch.save(subnet_checkpoint(backbone, fc, dict(name='tiny')), path)
+    return str(path), backbone, fc
+
+
+def test_packs_and_verifies(exported, tmp_path, capsys):
+    path, backbone, fc = exported
+    out = tmp_path / 'packed' / 'subnet_packed.pth'
+    assert _main()([path, '--out', str(out), '--verify']) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report['arch'] == ARCH and report['ratio'] > 31
+    assert report['logits_max_abs_diff'] < 1e-4
+    # the file is the packed form of the checkpoint's float subnet
+    packed = load_packed(str(out))
+    expected = pack_nasbnn(backbone, fc)
+    for key, value in expected.state_dict().items():
+        assert torch.equal(packed.state_dict()[key], value), key
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(packed.logits(x), expected.logits(x))
+
+
+def _damaged(tmp_path, exported):
+    path = tmp_path / 'damaged.pth'
+    path.write_text('not a checkpoint')
+    return str(path)
+
+
+def _no_arch(tmp_path, exported):
+    path = tmp_path / 'no_arch.pth'
+    torch.save(
+        dict(
+            state_dict=torch.load(exported[0], weights_only=True)
+            ['state_dict']), path)
+    return str(path)
+
+
+def _other_weights(tmp_path, exported):
+    ckpt = torch.load(exported[0], weights_only=True)
+    ckpt['state_dict'].pop('backbone.stages.2.1.bn2.running_var')
+    path = tmp_path / 'other.pth'
+    torch.save(ckpt, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    'make,message',
+    [(lambda tmp_path, exported: str(tmp_path / 'missing.pth'),
+      'subnet checkpoint {}: no such file'),
+     (_damaged, 'subnet checkpoint {}: it is not a PyTorch checkpoint'),
+     (_no_arch, '{}: no meta.arch'),
+     (_other_weights, '{}: does not fit the NASBNN of meta.arch .*: 1 '
+      r'missing keys \(stages\.2\.1\.bn2\.running_var\)')])
+def test_bad_checkpoints_are_one_line(exported, tmp_path, capsys, make,
+                                      message):
+    path = make(tmp_path, exported)
+    out = tmp_path / 'packed.pth'
+    assert _main()([path, '--out', str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    prefix = f'{TOOL}: error: '
+    assert err.startswith(prefix)
+    assert re.match(message.format(re.escape(path)), err[len(prefix):])
+    assert not out.exists()
