@@ -11,11 +11,13 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 __all__ = [
-    'MODELS', 'MODEL_WRAPPERS', 'LOOPS', 'HOOKS', 'DATASETS', 'TRANSFORMS'
+    'MODELS', 'MODEL_WRAPPERS', 'LOOPS', 'HOOKS', 'DATASETS', 'TRANSFORMS',
+    'SEARCH_PROBLEMS'
 ]
 
 MODELS = Registry(
@@ -32,3 +34,10 @@ DATASETS = Registry(
     'dataset', parent=MMENGINE_DATASETS, locations=['nasbnn_mm.datasets'])
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['nasbnn_mm.datasets'])
+# What an EvolutionSearchLoop searches over (``train_cfg.problem``). mmengine
+# has no such root: the node hangs under its task utilities, so a config in
+# any default scope names a problem as ``type='nasbnn_mm.<Problem>'``.
+SEARCH_PROBLEMS = Registry(
+    'search problem',
+    parent=MMENGINE_TASK_UTILS,
+    locations=['nasbnn_mm.engine'])

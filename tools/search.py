@@ -1,10 +1,14 @@
 """Search a trained supernet for its OPs/accuracy Pareto front.
 
 The config's ``train_cfg`` is an :class:`EvolutionSearchLoop`
-(``configs/nasbnn/nasbnn_search_*.py``); ``runner.train()`` runs it. The
-supernet weights are loaded with ``torch.load(weights_only=True)``. Outputs
-in the work dir: ``pareto.json``, ``pareto.png``, ``search_state.json``
-and the log.
+(``configs/nasbnn/nasbnn_search_*.py``, ``configs/width_search/``);
+``runner.train()`` runs it. The supernet weights are loaded with
+``weights_only=True``. Outputs in the work dir: ``pareto.json``,
+``pareto.png``, ``search_state.json`` and the log. ``--resume`` continues
+the search of the work dir with the same settings and the same checkpoint
+(compared by content). A user error (a missing or damaged file, a wrong
+setting, another checkpoint on resume) prints one line
+``search.py: error: ...`` and exits with status 2.
 
 Example::
 
@@ -24,7 +28,10 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from nasbnn_mm.utils import apply_common_args, init_cpu_process_group
+from nasbnn_mm.utils import (UserError, apply_common_args,
+                             init_cpu_process_group)
+
+PROG = 'search.py'
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,17 +91,19 @@ def main() -> int:
     init_cpu_process_group(args.launcher)
     if not osp.isfile(args.checkpoint):
         print(
-            f'error: checkpoint {args.checkpoint!r} does not exist',
+            f'{PROG}: error: checkpoint {args.checkpoint}: no such file',
             file=sys.stderr)
         return 2
     try:
         cfg = merge_args(Config.fromfile(args.config), args)
         runner = Runner.from_cfg(cfg)
         runner.train()
-    except (FileNotFoundError, ValueError) as e:
-        # A missing dataset, a wrong config or an infeasible OPs range is
-        # a user error: one clear line.
-        print(f'error: {e}', file=sys.stderr)
+    except (UserError, ValueError, FileNotFoundError) as e:
+        # A missing dataset, a damaged checkpoint or state file, a wrong
+        # setting or an infeasible OPs range (UserError is a ValueError)
+        # is a user error: one clear line.
+        message = ' '.join(str(e).split())
+        print(f'{PROG}: error: {message}', file=sys.stderr)
         return 2
     pareto = osp.join(cfg.work_dir, 'pareto.json')
     if osp.isfile(pareto) and runner.rank == 0:

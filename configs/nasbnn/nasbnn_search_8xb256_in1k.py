@@ -1,11 +1,15 @@
 # Evolutionary search of the ImageNet supernet's OPs/accuracy Pareto front
-# with the settings of the official code (sec. 4.1.2): 512 initial subnets,
-# 20 generations of 128 mutants (probability 0.2 per choice) and 128
-# crossover children of parents drawn from the front, which keeps the most
-# accurate subnet of every 10M-OPs bucket of [40, 250]M. Each candidate's BN
-# is recalibrated on 10 batches of 256 training images and its top-1
-# measured on the 50 held-out training images per class, split over the
-# GPUs (8 x 256 per step).
+# with the settings of the official launch command (github VDIGPKU/NAS-BNN,
+# README step 2: --population-num 512 --max-epochs 20 --mutation-num 128
+# --crossover-num 128 --m-prob 0.2 --ops-min 20 --ops-max 180 --step 2):
+# 512 initial subnets (always the smallest, 20.8M OPs, which is preset A,
+# and the largest, 331.8M, then random subnets of 20-180M OPs), 20
+# generations of 128 mutants and 128 crossover children of parents drawn
+# from the front, which keeps the most accurate subnet of each of the 81
+# buckets 20, 22, ..., 180M (OPs rounded to the nearest multiple of 2, as
+# the official code). Each candidate's BN is recalibrated on 10 batches of
+# 256 training images and its top-1 measured on the 50 held-out training
+# images per class, split over the GPUs (8 x 256 per step).
 #   torchrun --nproc-per-node 8 tools/search.py \
 #       configs/nasbnn/nasbnn_search_8xb256_in1k.py SUPERNET_CKPT \
 #       --launcher pytorch
@@ -33,8 +37,9 @@ train_cfg = dict(
     num_mutation=128,
     num_crossover=128,
     mutate_prob=0.2,
-    cost_range=(40, 250),
-    bucket_step=10,
+    cost_range=(20, 180),
+    bucket_step=2,
+    bucket_rule='nearest',
     objective='pareto',
     seed=0,
     # a candidate takes tens of seconds: also save within generations

@@ -1,23 +1,21 @@
 from .bn_calibration import recalibrate_bn, tensor_forward
-from .evolution_search_loop import (EvolutionSearchLoop, bucket_index,
-                                    build_problem, num_buckets, pareto_front,
-                                    rank_by_fitness)
-from .hooks import (PrecisionMapHook, RandomStateHook, RecalibrateBNHook,
+from .hooks import (InheritLeadingChannelsHook, PrecisionMapHook,
+                    RandomStateHook, RecalibrateBNHook,
                     WeightsOnlyCheckpointHook, check_neck_in_channels,
                     from_weights_only, to_weights_only)
-from .search_problems import (SEARCH_PROBLEMS, SearchProblem, StridedSampler,
-                              SupernetSearchProblem, strided_indices)
+from .search import (EvolutionSearchLoop, SearchProblem, ShardedEpochSampler,
+                     StridedSampler, SupernetSearchProblem, WidthSearchProblem,
+                     bucket_index, build_problem, num_buckets, pareto_front,
+                     rank_by_fitness, strided_indices)
 from .subnet_val_loop import SubnetTestLoop, SubnetValLoop, middle_subnet
-from .width_search_problem import (InheritLeadingChannelsHook,
-                                   ShardedEpochSampler, WidthSearchProblem)
 
 __all__ = [
     'recalibrate_bn', 'tensor_forward', 'EvolutionSearchLoop', 'bucket_index',
     'build_problem', 'num_buckets', 'pareto_front', 'rank_by_fitness',
-    'SEARCH_PROBLEMS', 'SearchProblem', 'StridedSampler',
-    'SupernetSearchProblem', 'strided_indices', 'SubnetValLoop',
-    'SubnetTestLoop', 'middle_subnet', 'WeightsOnlyCheckpointHook',
-    'RandomStateHook', 'RecalibrateBNHook', 'PrecisionMapHook',
-    'check_neck_in_channels', 'to_weights_only', 'from_weights_only',
-    'WidthSearchProblem', 'InheritLeadingChannelsHook', 'ShardedEpochSampler'
+    'SearchProblem', 'StridedSampler', 'SupernetSearchProblem',
+    'strided_indices', 'SubnetValLoop', 'SubnetTestLoop', 'middle_subnet',
+    'WeightsOnlyCheckpointHook', 'RandomStateHook', 'RecalibrateBNHook',
+    'PrecisionMapHook', 'check_neck_in_channels', 'to_weights_only',
+    'from_weights_only', 'WidthSearchProblem', 'InheritLeadingChannelsHook',
+    'ShardedEpochSampler'
 ]

@@ -4,12 +4,12 @@ from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 from mmengine.evaluator import Evaluator
-from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, TestLoop, ValLoop
 from torch.utils.data import DataLoader
 
 from nasbnn_mm.nas import ArchSpec, ops_bounds, sample_in_ops_range
 from nasbnn_mm.registry import LOOPS
+from nasbnn_mm.utils import unwrap_model
 from .bn_calibration import recalibrate_bn, tensor_forward
 
 __all__ = ['SubnetValLoop', 'SubnetTestLoop', 'middle_subnet']
@@ -83,7 +83,7 @@ class _SubnetLoopMixin:
 
     def _run_subnets(self) -> Dict[str, float]:
         model = self.runner.model
-        algorithm = model.module if is_model_wrapper(model) else model
+        algorithm = unwrap_model(model)
         self.runner.call_hook(f'before_{self.stage}')
         self.runner.call_hook(f'before_{self.stage}_epoch')
         all_metrics: Dict[str, float] = {}

@@ -1,3 +1,5 @@
+from .checkpoint_keys_hook import CheckpointKeysHook, checkpoint_key_problems
+from .inherit_leading_channels_hook import InheritLeadingChannelsHook
 from .precision_map_hook import PrecisionMapHook, check_neck_in_channels
 from .random_state_hook import RandomStateHook
 from .recalibrate_bn_hook import RecalibrateBNHook
@@ -7,5 +9,6 @@ from .weights_only_checkpoint_hook import (WeightsOnlyCheckpointHook,
 __all__ = [
     'WeightsOnlyCheckpointHook', 'to_weights_only', 'from_weights_only',
     'RandomStateHook', 'RecalibrateBNHook', 'PrecisionMapHook',
-    'check_neck_in_channels'
+    'check_neck_in_channels', 'InheritLeadingChannelsHook',
+    'CheckpointKeysHook', 'checkpoint_key_problems'
 ]

@@ -5,23 +5,14 @@ import random
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from nasbnn_mm.registry import HOOKS
+from nasbnn_mm.utils import (python_rng_state, set_python_rng_state,
+                             unwrap_model)
 
 __all__ = ['RandomStateHook']
 
 CHECKPOINT_KEY = 'random_states'
-
-
-def _python_state(rng: random.Random) -> dict:
-    version, internal, gauss = rng.getstate()
-    return dict(version=version, internal=list(internal), gauss_next=gauss)
-
-
-def _set_python_state(rng: random.Random, state: dict) -> None:
-    rng.setstate(
-        (state['version'], tuple(state['internal']), state['gauss_next']))
 
 
 @HOOKS.register_module()
@@ -42,11 +33,10 @@ class RandomStateHook(Hook):
     """
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        algorithm = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        algorithm = unwrap_model(runner.model)
         name, keys, pos, has_gauss, cached = np.random.get_state()
         states = dict(
-            python=_python_state(random),
+            python=python_rng_state(random),
             numpy=dict(
                 name=name,
                 keys=torch.from_numpy(keys.astype(np.int64)),
@@ -55,21 +45,20 @@ class RandomStateHook(Hook):
                 cached_gaussian=float(cached)),
             torch=torch.get_rng_state())
         if isinstance(getattr(algorithm, 'rng', None), random.Random):
-            states['sampler'] = _python_state(algorithm.rng)
+            states['sampler'] = python_rng_state(algorithm.rng)
         checkpoint[CHECKPOINT_KEY] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get(CHECKPOINT_KEY)
         if states is None:
             return
-        algorithm = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        algorithm = unwrap_model(runner.model)
         if 'sampler' in states and isinstance(
                 getattr(algorithm, 'rng', None), random.Random):
-            _set_python_state(algorithm.rng, states['sampler'])
+            set_python_rng_state(algorithm.rng, states['sampler'])
         if not runner._resume:
             return  # load_from: only the weights (and the sampler) matter
-        _set_python_state(random, states['python'])
+        set_python_rng_state(random, states['python'])
         numpy_state = states['numpy']
         np.random.set_state(
             (numpy_state['name'],

@@ -1,8 +1,8 @@
 """Re-estimate BN statistics at the end of training epochs."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from nasbnn_mm.registry import HOOKS
+from nasbnn_mm.utils import unwrap_model
 from ..bn_calibration import recalibrate_bn, tensor_forward
 
 __all__ = ['RecalibrateBNHook']
@@ -46,8 +46,7 @@ class RecalibrateBNHook(Hook):
 
     def recalibrate(self, runner) -> int:
         """Recalibrate ``runner.model`` now; returns the batches used."""
-        model = runner.model
-        module = model.module if is_model_wrapper(model) else model
+        module = unwrap_model(runner.model)
         used = recalibrate_bn(module, runner.train_dataloader,
                               tensor_forward(module), self.num_batches)
         runner.logger.info(f'BN statistics recalibrated on {used} '

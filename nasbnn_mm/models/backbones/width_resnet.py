@@ -11,13 +11,12 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from nasbnn_mm.models.backbones.width_vgg import (Ratios,
-                                                  inherit_leading_channels,
-                                                  parse_expand_ratios,
-                                                  parse_out_indices)
-from nasbnn_mm.models.layers.dorefa import DoReFaActivation, DoReFaConv2d
+from nasbnn_mm.models.layers import DoReFaActivation, DoReFaConv2d
+from nasbnn_mm.nas.width_inheritance import inherit_leading_channels
+from nasbnn_mm.nas.width_space import RatiosType, parse_expand_ratios
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import OptMultiConfig
+from .width_vgg import parse_out_indices
 
 __all__ = ['WidthBasicBlock', 'WidthResNet18']
 
@@ -75,6 +74,17 @@ class WidthBasicBlock(nn.Module):
         return self.act2(out + identity)
 
 
+def _layer_names(num_stages: int, blocks_per_stage: int) -> Tuple[str, ...]:
+    """Per stage: the stage's output, then each block's middle width."""
+    names: List[str] = []
+    for i in range(1, num_stages + 1):
+        names.append(f'stage{i}')
+        names += [
+            f'stage{i}.block{j}.mid' for j in range(1, blocks_per_stage + 1)
+        ]
+    return tuple(names)
+
+
 @MODELS.register_module()
 class WidthResNet18(BaseModule):
     """Binary ResNet-18 with searchable widths.
@@ -130,11 +140,14 @@ class WidthResNet18(BaseModule):
     base_channels = (64, 128, 256, 512)
     blocks_per_stage = 2
     num_stages = 4
+    # The searchable layers in the order of the ratios: 'stage1',
+    # 'stage1.block1.mid', 'stage1.block2.mid', 'stage2', ...
+    layer_names = _layer_names(num_stages, blocks_per_stage)
     stems = ('imagenet', 'cifar')
 
     def __init__(
         self,
-        expand_ratios: Ratios = 1.0,
+        expand_ratios: RatiosType = 1.0,
         stem: str = 'imagenet',
         binary: bool = True,
         num_classes: int = -1,
@@ -149,8 +162,7 @@ class WidthResNet18(BaseModule):
         if stem not in self.stems:
             raise ValueError(f'stem: {stem!r} not in {self.stems}')
         self.expand_ratios = parse_expand_ratios(expand_ratios,
-                                                 len(self.layer_names()),
-                                                 self.layer_names())
+                                                 self.layer_names)
         self.stage_channels, self.mid_channels = self._widths(
             self.expand_ratios)
         self.stem_type = stem
@@ -184,22 +196,6 @@ class WidthResNet18(BaseModule):
         if num_classes > 0:
             self.avgpool = nn.AdaptiveAvgPool2d(1)
             self.classifier = nn.Linear(width, num_classes)
-
-    @classmethod
-    def layer_names(cls) -> List[str]:
-        """Names of the searchable layers, in the order of the ratios.
-
-        Returns:
-            list[str]: 12 names, ``'stage1'``, ``'stage1.block1.mid'``, ...
-        """
-        names = []
-        for i in range(cls.num_stages):
-            names.append(f'stage{i + 1}')
-            names += [
-                f'stage{i + 1}.block{j + 1}.mid'
-                for j in range(cls.blocks_per_stage)
-            ]
-        return names
 
     @classmethod
     def _widths(cls,

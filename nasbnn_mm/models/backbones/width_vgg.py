@@ -3,65 +3,24 @@
 "Searching for Accurate Binary Neural Architectures" (Shen et al., 2019,
 https://arxiv.org/abs/1909.07378) binarizes VGG-small with DoReFa (eq. 1) and
 searches one expansion ratio per layer (eq. 2). The first and the last layer
-stay full precision.
-
-This module also holds :func:`inherit_leading_channels`, the weight
-inheritance shared by the width-search backbones: every candidate starts from
-the first channels of a network trained at uniform 4x width.
+stay full precision. The ratios and the weight inheritance shared by the
+width-search backbones live in :mod:`nasbnn_mm.nas.width_space` and
+:mod:`nasbnn_mm.nas.width_inheritance`.
 """
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Mapping, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from nasbnn_mm.models.layers.dorefa import DoReFaActivation, DoReFaConv2d
+from nasbnn_mm.models.layers import DoReFaActivation, DoReFaConv2d
+from nasbnn_mm.nas.width_inheritance import inherit_leading_channels
+from nasbnn_mm.nas.width_space import RatiosType, parse_expand_ratios
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import OptMultiConfig
 
-__all__ = [
-    'EXPAND_RATIOS', 'Ratios', 'WidthVGGSmall', 'inherit_leading_channels',
-    'parse_expand_ratios', 'parse_out_indices'
-]
-
-# The candidates of eq. (2).
-EXPAND_RATIOS = (0.25, 0.5, 1, 2, 3, 4)
-# One ratio per searchable layer, or one for all of them.
-Ratios = Union[float, Sequence[float]]
-
-
-def parse_expand_ratios(expand_ratios: Ratios, num_layers: int,
-                        layer_names: Sequence[str]) -> List[float]:
-    """Check expansion ratios and broadcast a single one to every layer.
-
-    Args:
-        expand_ratios (float | Sequence[float]): One ratio per searchable
-            layer, or one ratio for all of them (uniform expansion).
-        num_layers (int): Number of searchable layers n.
-        layer_names (Sequence[str]): Names of the searchable layers, in
-            order, used in error messages.
-
-    Returns:
-        list[float]: n ratios, each in :data:`EXPAND_RATIOS`.
-
-    Raises:
-        ValueError: If the length is not n or a ratio is not allowed.
-    """
-    if isinstance(expand_ratios, (int, float)):
-        ratios = [expand_ratios] * num_layers
-    else:
-        ratios = list(expand_ratios)
-        if len(ratios) != num_layers:
-            raise ValueError(
-                f'expand_ratios: got {len(ratios)} ratios, expected '
-                f'{num_layers}, one per searchable layer '
-                f'({", ".join(layer_names)})')
-    for i, ratio in enumerate(ratios):
-        if isinstance(ratio, bool) or ratio not in EXPAND_RATIOS:
-            raise ValueError(f'expand_ratios[{i}] ({layer_names[i]}): '
-                             f'{ratio!r} not in {EXPAND_RATIOS}')
-    return [float(ratio) for ratio in ratios]
+__all__ = ['WidthVGGSmall', 'parse_out_indices']
 
 
 def parse_out_indices(out_indices: Optional[Sequence[int]], num_stages: int,
@@ -90,44 +49,6 @@ def parse_out_indices(out_indices: Optional[Sequence[int]], num_stages: int,
             raise ValueError(f'out_indices: {index} not in 0..{last} '
                              f'(num_classes={num_classes})')
     return tuple(out_indices)
-
-
-def inherit_leading_channels(model: nn.Module,
-                             wide_state_dict: Mapping[str, Tensor]) -> None:
-    """Load the leading slice of every tensor of a wider network.
-
-    Sec. 3.1 (Initialization): the candidates are initialised from the
-    network trained at uniform 4x width by "intercepting the first
-    corresponding channels". Every entry of ``model.state_dict()`` takes
-    ``wide[:d0, :d1, ...]`` of the same key, its own shape. Channels are
-    the leading dimensions of convolution, BatchNorm and linear tensors, and
-    a flattened (C, H, W) feature keeps channel ``c`` in columns
-    ``[c * H * W, (c + 1) * H * W)``, so a prefix of columns is a prefix of
-    channels too.
-
-    Args:
-        model (nn.Module): The candidate, narrower than or as wide as the
-            wide network in every layer.
-        wide_state_dict (Mapping[str, Tensor]): State dict of the wide
-            network, same keys as ``model.state_dict()``.
-
-    Raises:
-        ValueError: If a key is missing, or a tensor has another number of
-            dimensions or is narrower than the candidate's.
-    """
-    own = model.state_dict()
-    sliced: Dict[str, Tensor] = {}
-    for key, target in own.items():
-        if key not in wide_state_dict:
-            raise ValueError(f'wide_state_dict: missing key {key!r}')
-        source = wide_state_dict[key]
-        if source.dim() != target.dim() or any(
-                s < t for s, t in zip(source.shape, target.shape)):
-            raise ValueError(
-                f'wide_state_dict[{key!r}]: shape {tuple(source.shape)} '
-                f'cannot be sliced to {tuple(target.shape)}')
-        sliced[key] = source[tuple(slice(0, t) for t in target.shape)]
-    model.load_state_dict(sliced)
 
 
 @MODELS.register_module()
@@ -181,7 +102,7 @@ class WidthVGGSmall(BaseModule):
 
     def __init__(
         self,
-        expand_ratios: Ratios = 1.0,
+        expand_ratios: RatiosType = 1.0,
         base_channels: Sequence[int] = (128, 128, 256, 256, 512, 512),
         binary: bool = True,
         num_classes: int = -1,
@@ -202,7 +123,6 @@ class WidthVGGSmall(BaseModule):
                 f'({", ".join(self.layer_names)})')
         self.base_channels = tuple(base_channels)
         self.expand_ratios = parse_expand_ratios(expand_ratios,
-                                                 len(self.layer_names),
                                                  self.layer_names)
         self.channels = [
             int(round(base * ratio))

@@ -20,12 +20,14 @@ def _widths(ratios):
 
 
 def test_layer_names():
-    assert WidthResNet18.layer_names() == [
-        'stage1', 'stage1.block1.mid', 'stage1.block2.mid', 'stage2',
-        'stage2.block1.mid', 'stage2.block2.mid', 'stage3',
-        'stage3.block1.mid', 'stage3.block2.mid', 'stage4',
-        'stage4.block1.mid', 'stage4.block2.mid'
-    ]
+    assert WidthResNet18.layer_names == ('stage1', 'stage1.block1.mid',
+                                         'stage1.block2.mid', 'stage2',
+                                         'stage2.block1.mid',
+                                         'stage2.block2.mid', 'stage3',
+                                         'stage3.block1.mid',
+                                         'stage3.block2.mid', 'stage4',
+                                         'stage4.block1.mid',
+                                         'stage4.block2.mid')
 
 
 @pytest.mark.parametrize('ratios', [

@@ -2,8 +2,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nasbnn_mm.models.backbones.width_vgg import EXPAND_RATIOS, WidthVGGSmall
+from nasbnn_mm.models import WidthVGGSmall
 from nasbnn_mm.models.layers.dorefa import DoReFaActivation, DoReFaConv2d
+from nasbnn_mm.nas.width_space import EXPAND_RATIOS
 from nasbnn_mm.registry import MODELS
 
 BASE = (128, 128, 256, 256, 512, 512)

@@ -11,12 +11,11 @@ from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
 
-from nasbnn_mm.engine.evolution_search_loop import STATE_FILE
-from nasbnn_mm.engine.width_search_problem import (ShardedEpochSampler,
-                                                   WidthSearchProblem)
-from nasbnn_mm.models.backbones.width_vgg import EXPAND_RATIOS, WidthVGGSmall
+from nasbnn_mm.engine.search import STATE_FILE, WidthSearchProblem
+from nasbnn_mm.models import WidthVGGSmall
 from nasbnn_mm.nas.width_counter import count_width_cost
 from nasbnn_mm.nas.width_fitness import width_fitness
+from nasbnn_mm.nas.width_space import EXPAND_RATIOS
 
 # The wide network is uniform 0.5x and candidates use 0.25x/0.5x: the same
 # code path as 4x -> {0.25, ..., 4}, a few ms per image on a CPU.
@@ -195,22 +194,6 @@ def test_evaluate_path_inherits_the_leading_channels(problem, checkpoint):
     assert own['backbone.classifier.weight'].shape == (4, 256 * 16)
 
 
-def test_sharded_sampler_splits_global_batches():
-    indices = list(range(100, 110))
-    parts = [
-        list(ShardedEpochSampler(indices, 2, seed=3, rank=r, world_size=2))
-        for r in range(2)
-    ]
-    single = list(ShardedEpochSampler(indices, 4, 3, 0, 1))
-    # batch b of rank r is part of global batch b; the ranks cover it
-    for b in range(2):
-        got = sorted(parts[0][2 * b:2 * b + 2] + parts[1][2 * b:2 * b + 2])
-        assert got == sorted(single[4 * b:4 * b + 4])
-    assert len(single) == 8  # 10 // 4 global batches, last one dropped
-    with pytest.raises(ValueError, match='fewer than one global batch'):
-        ShardedEpochSampler(indices, 8, 0, 0, 2)
-
-
 def test_evaluate_is_deterministic(problem):
     candidate = (0.25, 0.5, 0.25, 0.5, 0.25, 0.5)
     a = problem.evaluate(candidate)
@@ -236,7 +219,8 @@ def test_tiny_search_logs_nondecreasing_best_fitness(tmp_path, checkpoint):
     runner = make_runner(tmp_path, train_cfg)
     runner.train()
     loop = runner.train_loop
-    assert loop.cost_ref == pytest.approx(
+    cost_ref = loop.objective.cost_ref
+    assert cost_ref == pytest.approx(
         loop.problem.reference_cost())  # uniform 1x
     with open(osp.join(tmp_path, STATE_FILE)) as f:
         state = json.load(f)
@@ -247,9 +231,8 @@ def test_tiny_search_logs_nondecreasing_best_fitness(tmp_path, checkpoint):
     for g in range(3):
         for e in evaluated:
             if e['generation'] == g:
-                best = max(
-                    best,
-                    width_fitness(e['top1'], e['cost'], loop.cost_ref, 4.0))
+                best = max(best,
+                           width_fitness(e['top1'], e['cost'], cost_ref, 4.0))
         per_generation.append(best)
     assert per_generation == sorted(per_generation)
     # the log: the best candidate after every generation; its fitness
@@ -262,7 +245,7 @@ def test_tiny_search_logs_nondecreasing_best_fitness(tmp_path, checkpoint):
     assert len(found) == 3
     logged = [float(fitness) for fitness, _, _ in found]
     assert logged == pytest.approx([
-        width_fitness(float(top1), float(cost), loop.cost_ref, 4.0)
+        width_fitness(float(top1), float(cost), cost_ref, 4.0)
         for _, cost, top1 in found
     ],
                                    abs=2e-3)
