@@ -196,7 +196,9 @@ def binary_conv2d(x: Tensor,
                   scale: Optional[Tensor] = None,
                   bias: Optional[Tensor] = None,
                   residual: Optional[Tensor] = None,
-                  act: Optional[Sequence[Tensor]] = None) -> Tensor:
+                  act: Optional[Sequence[Tensor]] = None,
+                  pool_residual: bool = False,
+                  out: Optional[Tensor] = None) -> Tensor:
     """XNOR-popcount convolution of packed activations and weights.
 
     ``v = dot * scale + bias + residual`` per output channel, then the
@@ -218,9 +220,16 @@ def binary_conv2d(x: Tensor,
         bias (Tensor, optional): (C_out, ) float32. Defaults to None.
         residual (Tensor, optional): (N, C_r, OH, OW) float32 added to
             channel ``oc`` from channel ``oc % C_r`` (the Bi-Real channel
-            tiling). Defaults to None.
+            tiling); channels_last memory avoids a copy. Defaults to None.
         act (Sequence[Tensor], optional): RPReLU ``(bias_in, weight,
             bias_out)``, each (C_out, ). Defaults to None.
+        pool_residual (bool): ``residual`` is (N, C_r, 2 * OH, 2 * OW)
+            (or one more row/column) and its ``F.avg_pool2d(residual, 2)``
+            is added, computed in the epilogue (the stride-2 shortcut).
+            Defaults to False.
+        out (Tensor, optional): (N, C_out, OH, OW) float32 in
+            channels_last memory to write into; must not overlap
+            ``residual``. Defaults to None (a new tensor).
 
     Returns:
         Tensor: (N, C_out, OH, OW) float32 in channels_last memory.
@@ -228,10 +237,19 @@ def binary_conv2d(x: Tensor,
     if weight.dim() == 4:
         weight = block_weight(weight, groups)
     act = tuple(act) if act is not None else (None, None, None)
-    res = _nhwc(residual) if residual is not None else None
-    out = load_ext().binary_conv2d(x, weight, in_channels, out_channels,
-                                   stride, padding, scale, bias, res, *act)
-    return out.permute(0, 3, 1, 2)
+    return load_ext().binary_conv2d(
+        x,
+        weight,
+        in_channels,
+        out_channels,
+        stride,
+        padding,
+        scale,
+        bias,
+        residual,
+        *act,
+        pool_residual=pool_residual,
+        out=out)[0]
 
 
 def binary_gemm(a: Tensor, b: Tensor, k: int, n: int) -> Tensor:
@@ -253,8 +271,8 @@ def binary_gemm(a: Tensor, b: Tensor, k: int, n: int) -> Tensor:
     """
     if b.dim() == 2:
         b = block_weight(b.view(b.shape[0], 1, 1, b.shape[1]))
-    out = load_ext().binary_conv2d(a.view(1, 1, *a.shape), b, k, n)
-    return out.view(a.shape[0], n)
+    out = load_ext().binary_conv2d(a.view(1, 1, *a.shape), b, k, n)[0]
+    return out[0, :, 0].T  # channels_last (1, n, 1, M): (M, n) rows
 
 
 # ------------------------------------------------------------ references
@@ -329,7 +347,8 @@ def binary_conv2d_ref(x: Tensor,
                       scale: Optional[Tensor] = None,
                       bias: Optional[Tensor] = None,
                       residual: Optional[Tensor] = None,
-                      act: Optional[Sequence[Tensor]] = None) -> Tensor:
+                      act: Optional[Sequence[Tensor]] = None,
+                      pool_residual: bool = False) -> Tensor:
     """Pure-PyTorch :func:`binary_conv2d` (canonical weight only).
 
     Unpacks to +-1 and convolves in float64 (exact integers), then applies
@@ -347,6 +366,8 @@ def binary_conv2d_ref(x: Tensor,
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     if residual is not None:
+        if pool_residual:
+            residual = F.avg_pool2d(residual, 2)
         index = torch.arange(out_channels) % residual.shape[1]
         out = out + residual[:, index]
     if act is not None:

@@ -42,16 +42,31 @@ struct ConvArgs {
   int64_t kernel, stride, padding;
   int64_t out_h, out_w;
   // Epilogue per output channel oc, each step only if its pointer is set:
-  //   v = dot * scale[oc] + bias[oc] + residual[pos, oc % res_channels]
+  //   v = dot * scale[oc] + bias[oc] + res(pixel, oc % res_channels)
   //   v = v + act_bias_in[oc]; v = v > 0 ? v : v * act_weight[oc];
   //   v = v + act_bias_out[oc]                       (RPReLU)
+  // res is residual (N, OH, OW, res_channels) at the output pixel, or, with
+  // res_pool, the 2x2 average pool (stride 2) of residual (N, res_h,
+  // res_w, res_channels) there, summed and divided as F.avg_pool2d does:
+  // ((((0 + r00) + r01) + r10) + r11) / 4.
   const float* scale;
   const float* bias;
-  const float* residual;  // (N, OH, OW, res_channels)
+  const float* residual;
   int64_t res_channels;
+  bool res_pool;
+  int64_t res_h, res_w;
   const float* act_bias_in;
   const float* act_weight;
   const float* act_bias_out;
+  // With packed_out, also the signs (v + pack_bias[oc]) >= 0 of the next
+  // layer's input, packed as pack_activation packs them for pack_groups
+  // groups: one byte per 8 channels, (N, OH, OW, pack_pixel_bytes) bytes.
+  // Only when every weight block holds 8 whole channels that start a byte
+  // (out_channels_g and pack_channels_g multiples of 8); the bytes past a
+  // group's channels are zeroed beforehand.
+  uint8_t* packed_out;
+  const float* pack_bias;  // may be null
+  int64_t pack_channels_g, pack_words, pack_pixel_bytes;
 };
 
 struct PackArgs {

@@ -3,6 +3,7 @@
 // on CPUs without AVX2 (the dispatcher never calls this path there).
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "binary_kernels.h"
 

@@ -2,6 +2,7 @@
 // without -mpopcnt the compiler emits its generic popcount).
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "binary_kernels.h"
 
@@ -35,29 +36,53 @@ struct Isa {
     }
   }
 
-  static inline void epilogue(const ConvArgs& a, int64_t pixel, int64_t oc0,
-                              int lanes, const int32_t* counts,
+  static inline float residual_value(const ConvArgs& a, const float* res,
+                                     int64_t c) {
+    if (!a.res_pool) return res[c];
+    const float* low = res + a.res_w * a.res_channels;
+    float sum = 0.f;
+    sum = sum + res[c];
+    sum = sum + res[a.res_channels + c];
+    sum = sum + low[c];
+    sum = sum + low[a.res_channels + c];
+    return sum / 4.f;
+  }
+
+  template <int P>
+  static inline void epilogue(const ConvArgs& a, int64_t pixel,
+                              const float* res, int64_t res_step,
+                              int64_t oc0, int lanes,
+                              const int32_t (*counts)[kLanes],
                               int64_t num_taps) {
     const int32_t full = static_cast<int32_t>(a.in_channels_g * num_taps);
-    float* out = a.out + pixel * a.out_channels + oc0;
-    const float* res =
-        a.residual ? a.residual + pixel * a.res_channels : nullptr;
-    int64_t r = a.residual ? oc0 % a.res_channels : 0;
-    for (int l = 0; l < lanes; ++l) {
-      const int64_t oc = oc0 + l;
-      float v = static_cast<float>(full - 2 * counts[l]);
-      if (a.scale) v = v * a.scale[oc];
-      if (a.bias) v = v + a.bias[oc];
-      if (res) {
-        v = v + res[r];
-        if (++r == a.res_channels) r = 0;
+    for (int i = 0; i < P; ++i) {
+      float* out = a.out + (pixel + i) * a.out_channels + oc0;
+      int64_t r = a.residual ? oc0 % a.res_channels : 0;
+      uint8_t byte = 0;
+      for (int l = 0; l < lanes; ++l) {
+        const int64_t oc = oc0 + l;
+        float v = static_cast<float>(full - 2 * counts[i][l]);
+        if (a.scale) v = v * a.scale[oc];
+        if (a.bias) v = v + a.bias[oc];
+        if (a.residual) {
+          v = v + residual_value(a, res + i * res_step, r);
+          if (++r == a.res_channels) r = 0;
+        }
+        if (a.act_weight) {
+          v = v + a.act_bias_in[oc];
+          v = v > 0.f ? v : v * a.act_weight[oc];
+          v = v + a.act_bias_out[oc];
+        }
+        out[l] = v;
+        const float shifted = a.pack_bias ? v + a.pack_bias[oc] : v;
+        byte |= static_cast<uint8_t>((shifted >= 0.f) << l);
       }
-      if (a.act_weight) {
-        v = v + a.act_bias_in[oc];
-        v = v > 0.f ? v : v * a.act_weight[oc];
-        v = v + a.act_bias_out[oc];
+      if (a.packed_out) {
+        const int64_t g = oc0 / a.pack_channels_g;
+        const int64_t c = oc0 - g * a.pack_channels_g;
+        a.packed_out[(pixel + i) * a.pack_pixel_bytes +
+                     (g * a.pack_words + c / 64) * 8 + (c % 64) / 8] = byte;
       }
-      out[l] = v;
     }
   }
 

@@ -1,0 +1,56 @@
+// Torch-side helpers shared by the binding files of nasbnn_mm._ext.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <tuple>
+
+#include "dispatch.h"
+
+namespace nasbnn {
+
+using at::Tensor;
+using OptTensor = c10::optional<Tensor>;
+
+inline int64_t words_for(int64_t bits) { return (bits + 63) / 64; }
+
+inline const uint64_t* u64(const Tensor& t) {
+  return reinterpret_cast<const uint64_t*>(t.data_ptr());
+}
+
+inline bool given(const OptTensor& t) { return t.has_value() && t->defined(); }
+
+// Raises unless t is a contiguous CPU uint64 tensor.
+void check_packed(const Tensor& t, const char* name);
+
+// The data of an optional per-channel float32 vector, or null.
+const float* channel_vector(const OptTensor& t, int64_t channels,
+                            const char* name);
+
+// Packs pixels [0, pixels) of args on torch's threads.
+void pack_pixels_parallel(const Kernels& kern, const PackArgs& args,
+                          int64_t pixels);
+
+// A packed activation tensor (N, H, W, groups * words), or the checked
+// `given` one; zeroed when `zero`.
+Tensor packed_output(const OptTensor& given_out, int64_t n, int64_t h,
+                     int64_t w, int64_t words_per_pixel, bool zero,
+                     const char* name);
+
+std::tuple<Tensor, Tensor> binary_conv2d(
+    const Tensor& x, const Tensor& weight, int64_t in_channels,
+    int64_t out_channels, int64_t stride, int64_t padding,
+    const OptTensor& scale, const OptTensor& bias, const OptTensor& residual,
+    const OptTensor& act_bias_in, const OptTensor& act_weight,
+    const OptTensor& act_bias_out, bool pool_residual, int64_t pack_groups,
+    const OptTensor& pack_bias, const OptTensor& out,
+    const OptTensor& packed_out);
+
+std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
+                                       const Tensor& act_bias_in,
+                                       const Tensor& act_weight,
+                                       const Tensor& act_bias_out,
+                                       int64_t pack_groups,
+                                       const OptTensor& pack_bias);
+
+}  // namespace nasbnn

@@ -1,0 +1,167 @@
+"""Fused ops (nasbnn_mm.ops.fused) against their unfused references."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasbnn_mm.models.layers import RPReLU
+from nasbnn_mm.ops import binary_conv as ops
+from nasbnn_mm.ops import fused
+
+PATHS = ('scalar', 'avx2', 'avx512')
+
+
+@pytest.fixture(params=PATHS)
+def path(request):
+    if request.param not in ops.available_kernel_paths():
+        pytest.skip(f'CPU cannot run the {request.param} path')
+    with ops.force_kernel_path(request.param) as taken:
+        yield taken
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def conv_case(gen, cin, cout, groups, k, stride, hw, res_channels, pool):
+    """Packed input and weight, epilogue parameters and a residual."""
+    x = torch.randn(2, cin, hw, hw, generator=gen)
+    weight = torch.randn(cout, cin // groups, k, k, generator=gen)
+    out_hw = (hw + 2 * (k // 2) - k) // stride + 1
+    res_hw = 2 * out_hw + hw % 2 if pool else out_hw
+    return dict(
+        x=ops.pack_activation(x, groups),
+        weight=ops.pack_weight(weight, groups),
+        in_channels=cin,
+        out_channels=cout,
+        stride=stride,
+        padding=k // 2,
+        groups=groups,
+        scale=torch.rand(cout, generator=gen),
+        bias=torch.randn(cout, generator=gen),
+        residual=channels_last(
+            torch.randn(2, res_channels, res_hw, res_hw, generator=gen)),
+        act=(torch.randn(cout, generator=gen), torch.rand(cout, generator=gen),
+             torch.randn(cout, generator=gen)),
+        pool_residual=pool)
+
+
+# (C_in, C_out, groups, k, stride, hw, C_r, pool, pack_groups): the first
+# ones have NAS-BNN's multiples of 8 (signs packed in the epilogue), the
+# last ones do not (a packing pass after the convolution).
+CASES = [
+    (48, 48, 2, 3, 1, 9, 48, False, 1),
+    (96, 96, 4, 5, 2, 10, 96, True, 8),
+    (96, 96, 4, 3, 2, 9, 96, True, 2),
+    (64, 192, 1, 1, 1, 6, 64, False, 16),
+    (24, 48, 1, 1, 1, 7, 24, False, 2),
+    (128, 200, 2, 3, 1, 5, 128, False, 4),
+    (30, 36, 3, 3, 1, 6, 30, False, 2),
+    (40, 52, 1, 1, 1, 5, 13, False, 4),
+    (21, 21, 3, 3, 2, 7, 21, True, 7),
+]
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_conv_pack_bitwise(path, case):
+    cin, cout, groups, k, stride, hw, res_c, pool, pack_groups = case
+    gen = torch.Generator().manual_seed(cin + cout + hw)
+    args = conv_case(gen, cin, cout, groups, k, stride, hw, res_c, pool)
+    pack_bias = torch.randn(cout, generator=gen) * 0.5
+    for bias in (None, pack_bias):
+        out, packed = fused.binary_conv2d_pack(
+            **args, pack_groups=pack_groups, pack_bias=bias)
+        ref_out, ref_packed = fused.binary_conv2d_pack_ref(
+            **args, pack_groups=pack_groups, pack_bias=bias)
+        assert torch.equal(out, ref_out)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(
+            packed.view(torch.int64), ref_packed.view(torch.int64))
+        # the same as packing the float output afterwards
+        assert torch.equal(
+            packed.view(torch.int64),
+            ops.pack_activation(out, pack_groups, bias).view(torch.int64))
+
+
+@pytest.mark.parametrize('hw', [8, 9])
+def test_pooled_residual_is_avg_pool(path, hw):
+    """The epilogue's 2x2 pool equals F.avg_pool2d, for NCHW and
+    channels_last residuals and odd sizes (floor)."""
+    gen = torch.Generator().manual_seed(hw)
+    args = conv_case(gen, 64, 64, 2, 3, 2, hw, 64, True)
+    residual = args.pop('residual')
+    args.pop('pool_residual')
+    expected = ops.binary_conv2d(**args, residual=F.avg_pool2d(residual, 2))
+    for res in (residual, residual.contiguous()):
+        out = ops.binary_conv2d(**args, residual=res, pool_residual=True)
+        assert torch.equal(out, expected)
+
+
+def test_out_buffers_and_threads():
+    gen = torch.Generator().manual_seed(0)
+    args = conv_case(gen, 96, 96, 2, 3, 1, 7, 96, False)
+    ref_out, ref_packed = fused.binary_conv2d_pack_ref(**args, pack_groups=4)
+    out = channels_last(torch.full((2, 96, 7, 7), float('nan')))
+    # garbage in the padding bits (96 / 4 = 24 channels of 64) is cleared
+    packed = torch.full((2, 7, 7, 4), -1, dtype=torch.int64).view(torch.uint64)
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            got, got_packed = fused.binary_conv2d_pack(
+                **args, pack_groups=4, out=out, packed_out=packed)
+            assert got.data_ptr() == out.data_ptr()
+            assert got_packed.data_ptr() == packed.data_ptr()
+            assert torch.equal(out, ref_out)
+            assert torch.equal(
+                packed.view(torch.int64), ref_packed.view(torch.int64))
+            plain = ops.binary_conv2d(**args, out=torch.empty_like(out))
+            assert torch.equal(plain, ref_out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_binary_conv2d_errors():
+    gen = torch.Generator().manual_seed(1)
+    args = conv_case(gen, 64, 64, 1, 3, 1, 6, 64, False)
+    residual = args.pop('residual')
+    args.pop('pool_residual')
+    with pytest.raises(RuntimeError, match='pool_residual without'):
+        ops.binary_conv2d(**args, pool_residual=True)
+    with pytest.raises(RuntimeError, match='pooled 2x2 is not the output'):
+        ops.binary_conv2d(**args, residual=residual, pool_residual=True)
+    with pytest.raises(RuntimeError, match='channels_last memory'):
+        ops.binary_conv2d(**args, out=torch.empty(2, 64, 6, 6))
+    with pytest.raises(RuntimeError, match='single memory location'):
+        ops.binary_conv2d(**args, residual=residual, out=residual)
+    with pytest.raises(RuntimeError, match='not divisible by pack_groups'):
+        fused.binary_conv2d_pack(**args, pack_groups=3)
+    with pytest.raises(RuntimeError, match='expected shape'):
+        fused.binary_conv2d_pack(
+            **args,
+            pack_groups=1,
+            packed_out=torch.zeros(2, 6, 6, 2, dtype=torch.uint64))
+
+
+@pytest.mark.parametrize('channels_last_input', [False, True])
+def test_rprelu_pack_bitwise(path, channels_last_input):
+    gen = torch.Generator().manual_seed(2)
+    c, groups = 24, 2
+    x = torch.randn(2, c, 9, 11, generator=gen)
+    x[0, :, 0, 0] = 0.
+    if channels_last_input:
+        x = channels_last(x)
+    act = RPReLU(c)
+    with torch.no_grad():
+        for p in act.parameters():
+            p.copy_(torch.randn(c, generator=gen))
+    params = (act.bias_in.detach(), act.weight.detach(), act.bias_out.detach())
+    pack_bias = torch.randn(c, generator=gen)
+    out, packed = fused.rprelu_pack(x, params, groups, pack_bias)
+    ref_out, ref_packed = fused.rprelu_pack_ref(x, params, groups, pack_bias)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.equal(out, act(x))
+    assert torch.equal(out, ref_out)
+    assert torch.equal(packed.view(torch.int64), ref_packed.view(torch.int64))
+    with pytest.raises(RuntimeError, match='not divisible by pack_groups'):
+        fused.rprelu_pack(x, params, 5)
