@@ -25,12 +25,12 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from nasbnn_mm.models.backbones import BinarySeparableBlock
 from nasbnn_mm.models.layers import BinaryConv2d, RPReLU, RSign
 from nasbnn_mm.models.layers.binary_conv import binary_conv_weight
+from nasbnn_mm.models.layers.shortcut import bireal_pool
 from nasbnn_mm.ops import binary_conv as ops
 
 __all__ = ['PackedBinaryConv2d', 'PackedSeparableBlock']
@@ -199,7 +199,8 @@ class PackedSeparableBlock(nn.Module):
 
     Shape:
         - Input: (N, C_in, H, W) float32.
-        - Output: (N, C_out, H / stride, W / stride) float32, channels_last.
+        - Output: (N, C_out, ceil(H / stride), ceil(W / stride)) float32,
+          channels_last.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
@@ -247,7 +248,7 @@ class PackedSeparableBlock(nn.Module):
         """
         x = x.contiguous(memory_format=torch.channels_last)
         pack = ops.pack_activation_ref if reference else ops.pack_activation
-        shortcut = F.avg_pool2d(x, 2, stride=2) if self.stride == 2 else x
+        shortcut = bireal_pool(x) if self.stride == 2 else x
         out = self.conv1(
             pack(x, self.conv1.groups, self.sign1.bias), shortcut, reference)
         return self.conv2(pack(out, 1, self.sign2.bias), out, reference)
