@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from nasbnn_mm.models import NASBNN
 from nasbnn_mm.nas import (OPS_KINDS, ArchSpec, SearchSpace, count_arch_ops,
                            count_module_ops, load_arch, sample_largest)
 
@@ -177,3 +178,37 @@ def test_module_counter_forward_and_errors():
     # The hooks are gone after an error too.
     model.binary = FakeBinaryConv(4, 8, 3, padding=1)
     assert len(count_module_ops(model, (3, 8, 8)).rows) == 5
+
+
+def _fields(report):
+    return [(r.kind, r.in_channels, r.out_channels, r.kernel_size, r.groups,
+             r.stride, r.out_hw, r.macs) for r in report.rows]
+
+
+@pytest.mark.parametrize('space_name, arch_name, size', [
+    ('nasbnn_digits', 'largest', (33, 47)),
+    ('nasbnn_digits', 'smallest', (600, 1000)),
+    ('nasbnn_in1k', 'A', (65, 97)),
+])
+def test_analytic_equals_real_backbone_any_size(space_name, arch_name, size):
+    """The real NASBNN (shortcuts included) runs odd sizes; its hooked
+    convs are the analytic rows but the classifier's."""
+    space = SearchSpace.from_config(space_name)
+    backbone = NASBNN(arch_name, space_name)
+    analytic = count_arch_ops(backbone.arch, space, input_size=size)
+    hooked = count_module_ops(backbone, (3, *size))
+    assert _fields(hooked) == _fields(analytic)[:-1]
+
+
+@pytest.mark.parametrize('size, sizes', [
+    ((600, 1000), [(300, 500), (150, 250), (75, 125), (38, 63), (19, 32)]),
+    ((800, 1333), [(400, 667), (200, 334), (100, 167), (50, 84), (25, 42)]),
+])
+def test_detection_sizes_round_up(space, size, sizes):
+    """Every stride rounds up: ceil(H / s), as the strided convs and the
+    shortcut pooling do."""
+    report = count_arch_ops(load_arch('A'), space, input_size=size)
+    out_hw = {r.name: r.out_hw for r in report.rows}
+    assert out_hw['stem'] == sizes[0]
+    for i, stage in enumerate(load_arch('A').stages):
+        assert out_hw[f'stages[{i}][{len(stage) - 1}].conv2'] == sizes[i]
