@@ -15,10 +15,13 @@
 #       --launcher pytorch
 _base_ = ['./nasbnn_supernet_8xb64-adam-512e_in1k.py']
 
-# BN calibration batches: the same 10 x 256 images on every GPU (the
-# calibration is not sharded, so the result does not depend on the number
-# of GPUs); they stay in memory as uint8 (about 385 MB). They come from the
-# training images not held out for the search.
+# BN calibration batches: 10 x 256 training images, the official size
+# (search.py `--max-train-iters 10 --train-batch-size 2048` on 8 GPUs), but
+# the same images on every GPU where the official code draws different ones
+# per GPU (the calibration is not sharded, so the result does not depend on
+# the number of GPUs); they stay in memory as uint8 (about 385 MB). They
+# come from the training images not held out for the search. Deviations
+# from the paper or the official code: docs/deviations.md.
 train_dataloader = dict(
     batch_size=256, dataset=dict(ann_file='meta/train_search.txt'))
 train_cfg = dict(

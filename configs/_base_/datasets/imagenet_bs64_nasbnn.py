@@ -47,7 +47,9 @@ test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 # 50 training images per class held out for the search (paper, sec. 4.1.1):
 # `data/imagenet/meta/search_val.txt` lists them ("<path> <label>" lines) and
-# `meta/train_search.txt` the rest of the training set.
+# `meta/train_search.txt` the rest of the training set (the supernet's
+# training set, as in the official code); both are written by
+# `python tools/dataset_converters/split_imagenet.py data/imagenet`.
 search_val_dataloader = dict(
     batch_size=64,
     num_workers=8,
