@@ -38,7 +38,8 @@ from mmengine.runner import Runner, set_random_seed
 from mmengine.utils import import_modules_from_strings
 
 from nasbnn_mm.engine import recalibrate_bn
-from nasbnn_mm.models import (SUBNET_NAMES, SandwichSupernet, export_subnet,
+from nasbnn_mm.models import (SUBNET_NAMES, SandwichSupernet,
+                              apply_checkpoint_conventions, export_subnet,
                               subnet_checkpoint)
 from nasbnn_mm.nas import BUILTIN_SPACES, dump_arch
 from nasbnn_mm.utils import UserError
@@ -133,11 +134,16 @@ def pick_from_pareto(path: str, ops_m: float) -> Dict[str, Any]:
 
 
 def build_supernet(cfg: Config, checkpoint: str) -> SandwichSupernet:
-    """Build the config's supernet and load the checkpoint (strict)."""
+    """Build the config's supernet with the checkpoint's conventions and
+    load the checkpoint (strict)."""
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     if cfg.get('custom_imports', None):
         import_modules_from_strings(**cfg.custom_imports)
     model_cfg = copy.deepcopy(cfg.model)
+    # NOTE: the supernet is built with the checkpoint's conventions (a
+    # converted official one needs weight_norm='official'...).
+    apply_checkpoint_conventions(
+        model_cfg.setdefault('backbone', {}), checkpoint, checkpoint)
     if cfg.get('data_preprocessor', None) is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     model = MODELS.build(model_cfg)

@@ -6,9 +6,12 @@ The config's ``train_cfg`` is an :class:`EvolutionSearchLoop`
 ``weights_only=True``. Outputs in the work dir: ``pareto.json``,
 ``pareto.png``, ``search_state.json`` and the log. ``--resume`` continues
 the search of the work dir with the same settings and the same checkpoint
-(compared by content). A user error (a missing or damaged file, a wrong
-setting, another checkpoint on resume) prints one line
-``search.py: error: ...`` and exits with status 2.
+(compared by content). The supernet is built with the conventions the
+checkpoint stores (``meta['nasbnn_conventions']``: weight normalization,
+stem input quantization, group slicing, Bi-Transformation rule, search
+space); a config that sets one differently is refused. A user error (a
+missing or damaged file, a wrong setting, another checkpoint on resume)
+prints one line ``search.py: error: ...`` and exits with status 2.
 
 Example::
 
@@ -28,6 +31,7 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from nasbnn_mm.models import apply_checkpoint_conventions
 from nasbnn_mm.utils import (UserError, apply_common_args,
                              init_cpu_process_group)
 
@@ -77,6 +81,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             f'{args.config}: train_cfg {dict(train_cfg or {})} is not a '
             "search loop (no 'problem'); use a search config such as "
             'configs/nasbnn/nasbnn_search_digits.py')
+    # The supernet is built with the conventions stored in the checkpoint
+    # (a converted official one: weight_norm='official'...).
+    if cfg.model.get('backbone', None) is not None:
+        apply_checkpoint_conventions(cfg.model.backbone, args.checkpoint,
+                                     args.checkpoint)
     train_cfg.checkpoint = args.checkpoint
     train_cfg.resume = args.resume
     # The loop loads the supernet and resumes the search itself; the

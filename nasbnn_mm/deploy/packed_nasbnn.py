@@ -53,10 +53,12 @@ class PackedNASBNN(BaseSubnet):
             'nasbnn_in1k'.
         out_indices (Sequence[int]): Stages whose outputs are returned.
             Defaults to (-1, ).
-        weight_norm (bool | str): Weight normalization of the float model
-            whose weights are packed (see ``NASBNN``). Defaults to True.
-        stem_quantize_input (bool): Quantize the stem's input to 8 bits.
-            Defaults to True.
+        weight_norm (bool | str, optional): Weight normalization of the
+            float model whose weights are packed (see ``NASBNN``). None
+            (default): from the ``init_cfg`` checkpoint's conventions,
+            else True.
+        stem_quantize_input (bool, optional): Quantize the stem's input to
+            8 bits. None (default): as ``weight_norm``.
         num_classes (int, optional): Add the FP classifier ``fc`` (for
             :meth:`logits`). Defaults to None.
         init_cfg (dict | list[dict], optional): Initialization config.
@@ -74,13 +76,12 @@ class PackedNASBNN(BaseSubnet):
                  arch: ArchType,
                  search_space: Union[str, dict] = DEFAULT_SPACE,
                  out_indices: Sequence[int] = (-1, ),
-                 weight_norm: Union[bool, str] = True,
-                 stem_quantize_input: bool = True,
+                 weight_norm: Optional[Union[bool, str]] = None,
+                 stem_quantize_input: Optional[bool] = None,
                  num_classes: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(arch, search_space, out_indices, stem_quantize_input,
-                         init_cfg)
-        self.weight_norm = weight_norm
+        super().__init__(arch, search_space, out_indices, weight_norm,
+                         stem_quantize_input, init_cfg)
         self.num_classes = num_classes
         self.fc = (
             nn.Linear(self.arch.stages[-1][-1].channels, num_classes)

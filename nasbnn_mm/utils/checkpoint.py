@@ -145,9 +145,23 @@ def extract_state_dict(checkpoint: CheckpointType,
     return state
 
 
-def checkpoint_meta(checkpoint: CheckpointType) -> Dict[str, Any]:
-    """``checkpoint['meta']`` as a dict ({} when there is none)."""
-    meta = read_checkpoint(checkpoint).get('meta')
+def checkpoint_meta(checkpoint: CheckpointType,
+                    what: str = 'checkpoint') -> Dict[str, Any]:
+    """``checkpoint['meta']`` as a dict ({} when there is none).
+
+    A local file is memory-mapped, so reading the meta of a large
+    checkpoint does not read its tensors.
+    """
+    loaded = None
+    if isinstance(checkpoint, str) and osp.isfile(checkpoint):
+        try:
+            loaded = torch.load(
+                checkpoint, map_location='cpu', weights_only=True, mmap=True)
+        except Exception:  # noqa: B902 (read_checkpoint explains it)
+            loaded = None
+    if not isinstance(loaded, Mapping):
+        loaded = read_checkpoint(checkpoint, what)
+    meta = loaded.get('meta')
     return dict(meta) if isinstance(meta, Mapping) else {}
 
 

@@ -3,9 +3,12 @@
 The official code (github.com/VDIGPKU/NAS-BNN) saves
 ``{'state_dict': ..., 'epoch': ..., ...}``; the result holds
 ``{'state_dict': <SandwichSupernet keys>, 'meta': {...}}`` and loads with
-``torch.load(weights_only=True)``, e.g. as ``load_from`` of a supernet
-config whose backbone has ``stem_quantize_input=False`` (the official stem
-quantizes only its weights).
+``torch.load(weights_only=True)``. ``meta['nasbnn_conventions']`` records
+the official conventions (``weight_norm='official'``,
+``stem_quantize_input=False``, ``group_slicing='cyclic'``,
+``bi_transform='max_kernel'``, the search space): ``tools/search.py``,
+``tools/export_subnet.py`` and ``SupernetInit`` build the supernet from
+them, so no config names them.
 
 Example::
 
@@ -17,10 +20,12 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from nasbnn_mm.models.utils import convert_official_state_dict
+from nasbnn_mm.models.utils.official_converter import (
+    convert_official_state_dict, official_conventions)
 from nasbnn_mm.utils import UserError
 from nasbnn_mm.utils.checkpoint import (extract_state_dict, read_checkpoint,
                                         save_atomic)
+from nasbnn_mm.utils.conventions import add_conventions
 from nasbnn_mm.utils.errors import run_tool
 
 TOOL = 'nasbnn_official_to_mm.py'
@@ -31,10 +36,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         prog=TOOL, description=__doc__.split('\n')[1])
     parser.add_argument('src', help='official checkpoint')
     parser.add_argument('dst', help='converted checkpoint')
+    parser.add_argument(
+        '--search-space',
+        default='nasbnn_in1k',
+        help='search space of the official supernet (a built-in name or '
+        'a config file); default: nasbnn_in1k, the released one')
     return parser.parse_args(argv)
 
 
-def convert(src: str, dst: str) -> str:
+def convert(src: str, dst: str, search_space: str = 'nasbnn_in1k') -> str:
     """Convert ``src`` into ``dst``; returns the summary line.
 
     Raises:
@@ -51,12 +61,13 @@ def convert(src: str, dst: str) -> str:
     meta = dict(source=osp.basename(src), converter='nasbnn_official')
     if isinstance(checkpoint.get('epoch'), int):
         meta['epoch'] = checkpoint['epoch']
+    meta = add_conventions(meta, official_conventions(search_space))
     save_atomic(dict(state_dict=converted, meta=meta), dst)
     return f'converted {len(state_dict)} -> {len(converted)} tensors: {dst}'
 
 
 def run(args: argparse.Namespace) -> int:
-    print(convert(args.src, args.dst))
+    print(convert(args.src, args.dst, args.search_space))
     return 0
 
 

@@ -1,4 +1,5 @@
 from .checkpoint_keys_hook import CheckpointKeysHook, checkpoint_key_problems
+from .conventions_hook import ConventionsHook, runner_conventions
 from .inherit_leading_channels_hook import InheritLeadingChannelsHook
 from .precision_map_hook import PrecisionMapHook, check_neck_in_channels
 from .random_state_hook import RandomStateHook
@@ -10,5 +11,6 @@ __all__ = [
     'WeightsOnlyCheckpointHook', 'to_weights_only', 'from_weights_only',
     'RandomStateHook', 'RecalibrateBNHook', 'PrecisionMapHook',
     'check_neck_in_channels', 'InheritLeadingChannelsHook',
-    'CheckpointKeysHook', 'checkpoint_key_problems'
+    'CheckpointKeysHook', 'checkpoint_key_problems', 'ConventionsHook',
+    'runner_conventions'
 ]

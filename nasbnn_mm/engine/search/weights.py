@@ -2,7 +2,11 @@
 from mmengine.logging import print_log
 from torch import nn
 
-from nasbnn_mm.utils import CheckpointError, extract_state_dict, file_digest
+from nasbnn_mm.utils import (CheckpointError, extract_state_dict, file_digest,
+                             read_checkpoint)
+from nasbnn_mm.utils.conventions import (checkpoint_conventions,
+                                         merge_conventions)
+from ..hooks import runner_conventions
 
 __all__ = ['load_weights']
 
@@ -23,10 +27,21 @@ def load_weights(model: nn.Module, path: str) -> dict:
         :func:`~nasbnn_mm.utils.file_digest`) for the search settings.
 
     Raises:
+        UserError: One line naming both values, if the conventions stored
+            in the checkpoint (``meta['nasbnn_conventions']``) contradict
+            the model's (``tools/search.py`` builds the model from them).
         CheckpointError: One line naming the file, if it cannot be read
             or its keys or shapes do not fit the model.
     """
-    state = extract_state_dict(path, what='checkpoint')
+    checkpoint = read_checkpoint(path, 'checkpoint')
+    conventions = runner_conventions(model)
+    if conventions is not None:
+        stored = checkpoint_conventions(checkpoint)
+        merge_conventions({
+            k: v
+            for k, v in conventions.items() if k in stored
+        }, stored, path)
+    state = extract_state_dict(checkpoint, what='checkpoint')
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

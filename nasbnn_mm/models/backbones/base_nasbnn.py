@@ -17,7 +17,7 @@ This module holds what they have in common, written once:
 """
 import os.path as osp
 from abc import ABCMeta, abstractmethod
-from typing import Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -26,6 +26,9 @@ from torch import Tensor
 from nasbnn_mm.nas import (PRESETS, ArchSpec, ArchType, SearchSpace, load_arch,
                            sample_largest, sample_smallest, validate_arch)
 from nasbnn_mm.utils import OptMultiConfig, UserError
+from nasbnn_mm.utils.conventions import (SUPERNET_DEFAULTS,
+                                         checkpoint_conventions,
+                                         init_checkpoint, merge_conventions)
 from ..layers import LSQConv2d, RPReLU
 
 __all__ = [
@@ -189,30 +192,52 @@ class BaseSubnet(BaseNASBNNBackbone, metaclass=ABCMeta):
     Module names mirror :class:`SuperBNN` (``stem.conv``,
     ``stages.<i>.<j>``), so sliced supernet weights load by name.
 
+    The conventions its weights depend on (``weight_norm``,
+    ``stem_quantize_input``) come from the checkpoint of its ``init_cfg``
+    (``SupernetInit`` or ``Pretrained``) when that checkpoint stores them
+    (:mod:`nasbnn_mm.utils.conventions`); a value given here must agree
+    with it. Without stored conventions the values given here hold, and
+    unset ones default to True.
+
     Args:
         arch (str | dict | ArchSpec): The subnet (see :func:`resolve_arch`).
         search_space (str | dict): Its search space (input channels,
             strides).
         out_indices (Sequence[int]): Stages whose outputs are returned.
-        stem_quantize_input (bool): Quantize the stem's input to 8 bits.
+        weight_norm (bool | str, optional): Weight normalization of the
+            binary convolutions (eq. 6): True/'paper', 'official' or
+            False. None: the checkpoint's, else True.
+        stem_quantize_input (bool, optional): Quantize the stem's input to
+            8 bits. None: the checkpoint's, else True.
         init_cfg (dict | list[dict], optional): Initialization config.
+
+    Raises:
+        UserError: If a given convention or the search space contradicts
+            the checkpoint's, naming both values.
     """
 
     def __init__(self,
                  arch: ArchType,
                  search_space: Union[str, dict],
                  out_indices: Sequence[int],
-                 stem_quantize_input: bool,
+                 weight_norm: Optional[Union[bool, str]],
+                 stem_quantize_input: Optional[bool],
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(search_space, out_indices, init_cfg)
         self.arch = self.resolve_arch(arch)
-        self.stem_quantize_input = stem_quantize_input
+        conventions = self._conventions(
+            init_cfg,
+            dict(
+                weight_norm=weight_norm,
+                stem_quantize_input=stem_quantize_input))
+        self.weight_norm = conventions['weight_norm']
+        self.stem_quantize_input = conventions['stem_quantize_input']
         stem = self.arch.stem
         if stem.groups != 1:
             raise UserError(f'stem: groups {stem.groups} not in {{1}}')
         self.stem = NASBNNStem(self.space.in_channels, stem.channels,
                                stem.kernel_size, self.space.stem.stride,
-                               stem_quantize_input)
+                               self.stem_quantize_input)
         self.stages = nn.ModuleList()
         in_channels = stem.channels
         for layers, stage in zip(self.arch.stages, self.space.stages):
@@ -224,6 +249,29 @@ class BaseSubnet(BaseNASBNNBackbone, metaclass=ABCMeta):
                                     stage.stride if j == 0 else 1))
                 in_channels = layer.channels
             self.stages.append(blocks)
+
+    def _conventions(self, init_cfg: OptMultiConfig,
+                     given: Dict[str, Any]) -> Dict[str, Any]:
+        """``given`` (None: unset) merged with the conventions of the
+        ``init_cfg`` checkpoint, then the defaults (True)."""
+        configured = {k: v for k, v in given.items() if v is not None}
+        checkpoint = init_checkpoint(init_cfg)
+        stored = {}
+        if checkpoint is not None:
+            stored = checkpoint_conventions(checkpoint)
+            if 'search_space' in stored:
+                configured['search_space'] = self.space.to_dict()
+            where = checkpoint if isinstance(checkpoint, str) else 'dict'
+            configured = merge_conventions(
+                configured,
+                stored,
+                where,
+                same=dict(search_space=lambda a, b: a == SearchSpace.
+                          from_config(b).to_dict()))
+        return {
+            name: configured.get(name, SUPERNET_DEFAULTS[name])
+            for name in given
+        }
 
     @abstractmethod
     def make_block(self, in_channels: int, out_channels: int, kernel_size: int,

@@ -10,7 +10,7 @@ widths, with the module names of :class:`SuperBNN`, so that
 Bi-Transformations of the supernet are folded into the exported weights, so
 the static binary convolutions have none.
 """
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch.nn as nn
 from torch import Tensor
@@ -121,11 +121,14 @@ class NASBNN(BaseSubnet):
             Defaults to -1.
         norm_eval (bool): Keep the BN layers in eval mode while training
             (frozen statistics, as detectors do). Defaults to False.
-        weight_norm (bool | str): Channel-wise weight normalization (eq. 6)
-            of the binary convolutions: True/'paper', 'official' or False
-            (see :class:`BinaryConv2d`); the supernet's. Defaults to True.
-        stem_quantize_input (bool): Quantize the stem's input to 8 bits.
-            Defaults to True.
+        weight_norm (bool | str, optional): Channel-wise weight
+            normalization (eq. 6) of the binary convolutions:
+            True/'paper', 'official' or False (see :class:`BinaryConv2d`);
+            the supernet's. None (default): from the ``init_cfg``
+            checkpoint's conventions, else True (see :class:`BaseSubnet`).
+        stem_quantize_input (bool, optional): Quantize the stem's input to
+            8 bits. None (default): from the ``init_cfg`` checkpoint's
+            conventions, else True.
         init_cfg (dict | list[dict], optional): Initialization config.
 
     Example:
@@ -145,13 +148,11 @@ class NASBNN(BaseSubnet):
                  out_indices: Sequence[int] = (-1, ),
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 weight_norm: WeightNormType = True,
-                 stem_quantize_input: bool = True,
+                 weight_norm: Optional[WeightNormType] = None,
+                 stem_quantize_input: Optional[bool] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        # NOTE: set before the base class builds the blocks (make_block).
-        self.weight_norm = weight_norm
-        super().__init__(arch, search_space, out_indices, stem_quantize_input,
-                         init_cfg)
+        super().__init__(arch, search_space, out_indices, weight_norm,
+                         stem_quantize_input, init_cfg)
         num_stages = len(self.space.stages)
         if not -1 <= frozen_stages <= num_stages:
             raise UserError(f'frozen_stages: {frozen_stages} not in '

@@ -16,7 +16,9 @@ from typing import Any, Dict, Optional, Tuple
 import torch.nn as nn
 
 from nasbnn_mm.nas import ArchType, count_arch_ops
+from nasbnn_mm.utils.conventions import add_conventions
 from ..backbones import NASBNN, SuperBNN
+from .conventions import model_conventions
 from .head import SupernetHead
 
 __all__ = ['export_subnet', 'subnet_checkpoint']
@@ -70,8 +72,9 @@ def subnet_checkpoint(backbone: NASBNN,
         ``meta`` holds ``arch`` (spec dict), ``search_space`` (dict),
         ``weight_norm`` and ``stem_quantize_input`` (the options a
         :class:`NASBNN` needs to run these weights), ``ops_m`` (OPs in
-        millions with the classifier of the space), ``out_channels`` and
-        ``num_classes`` (None without ``fc``).
+        millions with the classifier of the space), ``out_channels``,
+        ``num_classes`` (None without ``fc``) and ``nasbnn_conventions``
+        (:func:`model_conventions`).
     """
     state = OrderedDict()
     for prefix, module in (('backbone.', backbone), ('head.fc.', fc)):
@@ -87,4 +90,6 @@ def subnet_checkpoint(backbone: NASBNN,
         out_channels=list(backbone.out_channels),
         num_classes=None if fc is None else fc.out_features)
     info.update(meta or {})
-    return dict(state_dict=state, meta=info)
+    return dict(
+        state_dict=state,
+        meta=add_conventions(info, model_conventions(backbone)))

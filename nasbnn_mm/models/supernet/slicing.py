@@ -15,7 +15,7 @@ do, without importing anything about the supernet::
 :class:`SupernetInit` is an MMEngine weight initializer; it fills a
 ``NASBNN`` and, through its float-weight loading, a ``PackedNASBNN``.
 """
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -26,10 +26,16 @@ from torch import Tensor
 from nasbnn_mm.utils import CheckpointError, CheckpointType, UserError
 from nasbnn_mm.utils.checkpoint import (extract_state_dict, list_some,
                                         read_checkpoint, shape_mismatches)
+from nasbnn_mm.utils.conventions import (SUPERNET_DEFAULTS,
+                                         checkpoint_conventions,
+                                         merge_conventions)
 from ..backbones import BaseSubnet, SuperBNN
 from ..layers.dynamic_binary_conv import GROUP_SLICINGS
 
-__all__ = ['supernet_state_dict', 'load_supernet_weights', 'SupernetInit']
+__all__ = [
+    'supernet_state_dict', 'supernet_conventions', 'load_supernet_weights',
+    'SupernetInit'
+]
 
 _WHAT = 'supernet checkpoint'
 
@@ -59,32 +65,68 @@ def supernet_state_dict(
     return backbone, [k for k in every if not k.startswith('backbone.')]
 
 
+def supernet_conventions(
+        model: BaseSubnet,
+        checkpoint: CheckpointType,
+        state: Dict[str, Tensor],
+        group_slicing: Optional[str] = None) -> Dict[str, Any]:
+    """The conventions of the :class:`SuperBNN` that ``checkpoint`` holds.
+
+    The checkpoint's stored conventions
+    (:func:`~nasbnn_mm.utils.conventions.checkpoint_conventions`), checked
+    against ``model``'s ``weight_norm`` and ``stem_quantize_input`` and a
+    given ``group_slicing``. A checkpoint without them (older) keeps the
+    model's values, ``group_slicing`` (default 'cyclic') and a
+    Bi-Transformation per kernel size if it has any θ.
+
+    Raises:
+        UserError: One line naming a contradiction and both values.
+    """
+    where = checkpoint if isinstance(checkpoint, str) else _WHAT
+    configured = dict(
+        weight_norm=model.weight_norm,
+        stem_quantize_input=model.stem_quantize_input)
+    if group_slicing is not None:
+        configured['group_slicing'] = group_slicing
+    stored = checkpoint_conventions(checkpoint, _WHAT)
+    stored.pop('search_space', None)
+    merged = merge_conventions(configured, stored, where)
+    merged.setdefault('group_slicing', SUPERNET_DEFAULTS['group_slicing'])
+    merged.setdefault('bi_transform',
+                      any('.bi_transforms.' in key for key in state))
+    return merged
+
+
 @torch.no_grad()
 def load_supernet_weights(
         model: BaseSubnet,
         checkpoint: CheckpointType,
-        group_slicing: str = 'cyclic') -> Dict[str, List[str]]:
+        group_slicing: Optional[str] = None) -> Dict[str, List[str]]:
     """Fill ``model`` with its subnet's weights from a supernet checkpoint.
 
-    Builds the :class:`SuperBNN` of ``model.space`` (with the checkpoint's
-    Bi-Transformations, if it has them), loads the checkpoint into it and
-    loads ``supernet.to_static(model.arch)`` into ``model``: the weights
-    are sliced exactly as in the supernet's forward. Missing and unexpected
-    keys (of the supernet) are logged, not fatal; shapes must match.
+    Builds the :class:`SuperBNN` of ``model.space`` with the checkpoint's
+    conventions (:func:`supernet_conventions`), loads the checkpoint into
+    it and loads ``supernet.to_static(model.arch)`` into ``model``: the
+    weights are sliced exactly as in the supernet's forward. Missing and
+    unexpected keys (of the supernet) are logged, not fatal; shapes must
+    match.
 
     Args:
         model (BaseSubnet): The static backbone to fill (in place), e.g. a
             :class:`NASBNN` or a ``PackedNASBNN``.
         checkpoint (str | dict): A supernet checkpoint, see
             :func:`supernet_state_dict`.
-        group_slicing (str): How that supernet slices grouped convs
-            ('cyclic' or 'prefix'). Defaults to 'cyclic'.
+        group_slicing (str, optional): How that supernet slices grouped
+            convs ('cyclic' or 'prefix'). Defaults to the checkpoint's,
+            else 'cyclic'.
 
     Returns:
         dict[str, list[str]]: ``missing``, ``unexpected`` (supernet keys)
         and ``ignored`` (non-backbone keys of the checkpoint).
 
     Raises:
+        UserError: If ``model`` or ``group_slicing`` contradicts the
+            checkpoint's conventions.
         CheckpointError: If a tensor's shape differs from the supernet of
             ``model.space``, naming the key and both shapes, e.g.
             ``stages.1.0.conv2.weight: checkpoint (28, 24, 1, 1) vs model
@@ -92,14 +134,10 @@ def load_supernet_weights(
     """
     where = checkpoint if isinstance(checkpoint, str) else _WHAT
     state, ignored = supernet_state_dict(checkpoint)
+    conventions = supernet_conventions(model, checkpoint, state, group_slicing)
     # NOTE: weight normalization is a forward option of the binary convs;
     # the sliced tensors do not depend on it.
-    supernet = SuperBNN(
-        model.space.to_dict(),
-        arch=model.arch,
-        bi_transform=any('.bi_transforms.' in key for key in state),
-        stem_quantize_input=model.stem_quantize_input,
-        group_slicing=group_slicing)
+    supernet = SuperBNN(model.space.to_dict(), arch=model.arch, **conventions)
     mismatched = shape_mismatches(supernet, state)
     if mismatched:
         raise CheckpointError(
@@ -134,8 +172,9 @@ class SupernetInit(BaseInit):
     Args:
         checkpoint (str | dict): A supernet checkpoint of the backbone's
             search space (``SandwichSupernet`` or :class:`SuperBNN` keys).
-        group_slicing (str): ``group_slicing`` of that supernet (see
-            :class:`SuperBNN`). Defaults to 'cyclic'.
+        group_slicing (str, optional): ``group_slicing`` of that supernet
+            (see :class:`SuperBNN`). Defaults to the checkpoint's
+            conventions, else 'cyclic'.
 
     Example:
         >>> backbone = dict(
@@ -147,9 +186,9 @@ class SupernetInit(BaseInit):
 
     def __init__(self,
                  checkpoint: CheckpointType,
-                 group_slicing: str = 'cyclic') -> None:
+                 group_slicing: Optional[str] = None) -> None:
         super().__init__()
-        if group_slicing not in GROUP_SLICINGS:
+        if group_slicing not in GROUP_SLICINGS + (None, ):
             raise UserError(f'SupernetInit: group_slicing {group_slicing!r} '
                             f'not in {GROUP_SLICINGS}')
         self.checkpoint = checkpoint

@@ -17,15 +17,22 @@ it relies on (checked against the official code):
   (``group_slicing='cyclic'``, our default);
 * ``scaling_factor`` buffers and the ``biggest_cand``/``smallest_cand``
   buffers are recomputed or unused and are dropped.
+
+These conventions are written into the converted checkpoint
+(:func:`official_conventions`, ``meta['nasbnn_conventions']``), so every
+loader builds the supernet the weights belong to.
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ['convert_official_state_dict']
+from nasbnn_mm.nas import SearchSpace
+from nasbnn_mm.utils.conventions import OFFICIAL_CONVENTIONS
+
+__all__ = ['convert_official_state_dict', 'official_conventions']
 
 # official block module -> ours, for stage >= 1 (separable blocks)
 _BLOCK_MODULES = {
@@ -126,3 +133,21 @@ def convert_official_state_dict(
         if keep:
             converted[new_key] = _convert_value(key, new_key, value)
     return converted
+
+
+def official_conventions(search_space: str = 'nasbnn_in1k') -> Dict[str, Any]:
+    """The conventions of a converted official supernet checkpoint.
+
+    Args:
+        search_space (str | dict): Its space. Defaults to 'nasbnn_in1k'
+            (the released supernet's).
+
+    Returns:
+        dict: :data:`~nasbnn_mm.utils.conventions.OFFICIAL_CONVENTIONS`
+        (``weight_norm='official'``, ``stem_quantize_input=False``,
+        ``group_slicing='cyclic'``, ``bi_transform='max_kernel'``) and the
+        ``search_space`` dict.
+    """
+    return dict(
+        OFFICIAL_CONVENTIONS,
+        search_space=SearchSpace.from_config(search_space).to_dict())

@@ -6,6 +6,7 @@ import torch
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.models.utils import convert_official_state_dict
+from nasbnn_mm.nas import SearchSpace
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -101,20 +102,19 @@ def _official_state_dict():
 def test_every_official_key_maps_onto_the_supernet():
     official = _official_state_dict()
     converted = convert_official_state_dict(official)
+    # the official conventions (what the converter writes into meta)
     model = SandwichSupernet(
         backbone=dict(
             type='nasbnn_mm.SuperBNN',
             search_space=SPACE,
-            stem_quantize_input=False))
+            stem_quantize_input=False,
+            weight_norm='official',
+            bi_transform='max_kernel'))
     ours = model.state_dict()
-    assert set(converted) <= set(ours)
+    assert set(converted) == set(ours)
     for key, value in converted.items():
         assert value.shape == ours[key].shape, key
-    # what we have and the official code has not: only the identity-
-    # initialized extras (Bi-Transformation of the smaller kernel)
-    missing = set(ours) - set(converted)
-    assert missing and all('bi_transforms.3.' in k for k in missing)
-    model.load_state_dict(converted, strict=False)
+    model.load_state_dict(converted, strict=True)
 
 
 def test_values_are_reshaped_transposed_or_copied():
@@ -156,8 +156,15 @@ def test_converter_tool_writes_a_weights_only_checkpoint(tmp_path, capsys):
     torch.save(dict(state_dict=_official_state_dict(), epoch=7), src)
     assert _converter()([str(src), str(dst)]) == 0
     converted = torch.load(dst, weights_only=True)
+    conventions = converted['meta'].pop('nasbnn_conventions')
     assert converted['meta'] == dict(
         source='official.pth.tar', converter='nasbnn_official', epoch=7)
+    assert conventions == dict(
+        weight_norm='official',
+        stem_quantize_input=False,
+        group_slicing='cyclic',
+        bi_transform='max_kernel',
+        search_space=SearchSpace.from_config('nasbnn_in1k').to_dict())
     expected = convert_official_state_dict(_official_state_dict())
     assert converted['state_dict'].keys() == expected.keys()
     assert f'-> {len(expected)} tensors: {dst}' in capsys.readouterr().out
