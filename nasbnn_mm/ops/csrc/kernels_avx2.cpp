@@ -26,13 +26,16 @@ NASBNN_TARGET static inline __m256i popcount_bytes(__m256i v, __m256i lut,
 
 struct Isa {
   static constexpr int kTile = 4;
+  static constexpr int kBlocks = 1;
 
-  template <int P>
+  template <int P, int B>
   NASBNN_TARGET static inline void tile(const uint64_t* x, int64_t base,
                                         int64_t pixel_stride,
                                         const Tap* taps, int num_taps,
-                                        const uint64_t* w, int64_t words,
-                                        int32_t (*counts)[kLanes]) {
+                                        const uint64_t* w, int64_t,
+                                        int64_t words,
+                                        int32_t (*counts)[kLanes * B]) {
+    static_assert(B == 1, "one weight block per tile");
     const __m256i lut = _mm256_setr_epi8(
         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2,
         3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -86,6 +89,17 @@ struct Isa {
   }
 
 #include "epilogue_avx.inc"
+
+  template <int P, int B>
+  NASBNN_TARGET static inline void epilogue(const ConvArgs& a,
+                                            int64_t pixel, const float* res,
+                                            int64_t res_step, int64_t oc0,
+                                            int lanes,
+                                            const int32_t (*counts)[kLanes],
+                                            int64_t num_taps) {
+    static_assert(B == 1, "one weight block per tile");
+    epilogue8<P>(a, pixel, res, res_step, oc0, lanes, counts, num_taps);
+  }
 
   NASBNN_TARGET static inline uint64_t pack_word(const float* x,
                                                  const float* bias, int n) {

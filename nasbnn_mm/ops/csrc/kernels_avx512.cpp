@@ -18,34 +18,53 @@ constexpr const char* kPathName = "avx512";
 
 struct Isa {
   static constexpr int kTile = 8;
+  static constexpr int kBlocks = 2;
 
-  template <int P>
+  template <int P, int B>
   NASBNN_TARGET static inline void tile(const uint64_t* x, int64_t base,
                                         int64_t pixel_stride,
                                         const Tap* taps, int num_taps,
-                                        const uint64_t* w, int64_t words,
-                                        int32_t (*counts)[kLanes]) {
-    __m512i acc[P];
-    for (int i = 0; i < P; ++i) acc[i] = _mm512_setzero_si512();
+                                        const uint64_t* w,
+                                        int64_t block_stride, int64_t words,
+                                        int32_t (*counts)[kLanes * B]) {
+    __m512i acc[P][B];
+    for (int i = 0; i < P; ++i)
+      for (int j = 0; j < B; ++j) acc[i][j] = _mm512_setzero_si512();
     for (int t = 0; t < num_taps; ++t) {
       const uint64_t* xt = x + base + taps[t].x;
       const uint64_t* wt = w + taps[t].w;
       for (int64_t k = 0; k < words; ++k) {
-        const __m512i wv = _mm512_loadu_si512(wt + k * kLanes);
+        __m512i wv[B];
+        for (int j = 0; j < B; ++j)
+          wv[j] = _mm512_loadu_si512(wt + j * block_stride + k * kLanes);
         for (int i = 0; i < P; ++i) {
           const __m512i xv = _mm512_set1_epi64(
               static_cast<long long>(xt[i * pixel_stride + k]));
-          acc[i] = _mm512_add_epi64(
-              acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(wv, xv)));
+          for (int j = 0; j < B; ++j)
+            acc[i][j] = _mm512_add_epi64(
+                acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(wv[j], xv)));
         }
       }
     }
     for (int i = 0; i < P; ++i)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts[i]),
-                          _mm512_maskz_cvtepi64_epi32(0xFF, acc[i]));
+      for (int j = 0; j < B; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts[i] + 8 * j),
+                            _mm512_maskz_cvtepi64_epi32(0xFF, acc[i][j]));
   }
 
 #include "epilogue_avx.inc"
+#include "epilogue_avx512.inc"
+
+  template <int P, int B>
+  NASBNN_TARGET static inline void epilogue(
+      const ConvArgs& a, int64_t pixel, const float* res, int64_t res_step,
+      int64_t oc0, int lanes, const int32_t (*counts)[kLanes * B],
+      int64_t num_taps) {
+    if constexpr (B == 1)
+      epilogue8<P>(a, pixel, res, res_step, oc0, lanes, counts, num_taps);
+    else
+      epilogue16<P>(a, pixel, res, res_step, oc0, counts, num_taps);
+  }
 
   NASBNN_TARGET static inline uint64_t pack_word(const float* x,
                                                  const float* bias, int n) {

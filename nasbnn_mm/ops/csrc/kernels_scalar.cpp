@@ -14,12 +14,14 @@ constexpr const char* kPathName = "scalar";
 
 struct Isa {
   static constexpr int kTile = 4;
+  static constexpr int kBlocks = 1;
 
-  template <int P>
+  template <int P, int B>
   static inline void tile(const uint64_t* x, int64_t base,
                           int64_t pixel_stride, const Tap* taps,
-                          int num_taps, const uint64_t* w, int64_t words,
-                          int32_t (*counts)[kLanes]) {
+                          int num_taps, const uint64_t* w, int64_t,
+                          int64_t words, int32_t (*counts)[kLanes * B]) {
+    static_assert(B == 1, "one weight block per tile");
     for (int i = 0; i < P; ++i)
       for (int l = 0; l < kLanes; ++l) counts[i][l] = 0;
     for (int t = 0; t < num_taps; ++t) {
@@ -48,12 +50,13 @@ struct Isa {
     return sum / 4.f;
   }
 
-  template <int P>
+  template <int P, int B>
   static inline void epilogue(const ConvArgs& a, int64_t pixel,
                               const float* res, int64_t res_step,
                               int64_t oc0, int lanes,
                               const int32_t (*counts)[kLanes],
                               int64_t num_taps) {
+    static_assert(B == 1, "one weight block per tile");
     const int32_t full = static_cast<int32_t>(a.in_channels_g * num_taps);
     for (int i = 0; i < P; ++i) {
       float* out = a.out + (pixel + i) * a.out_channels + oc0;
