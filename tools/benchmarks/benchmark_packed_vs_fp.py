@@ -5,7 +5,9 @@ and thread count in turn, after warm-up, so load from other processes hits
 them alike):
 
 - packed NAS-BNN presets (default A and B; untrained weights, which do not
-  change the time) with their FP classifier: :meth:`PackedNASBNN.logits`;
+  change the time) with their FP classifier: :meth:`PackedNASBNN.logits`,
+  and (unless ``--no-preview``) the same model through the fused ops,
+  ``fused_preview.FusedForward`` (bitwise equal logits, checked here);
 - torchvision MobileNetV3-Large, MobileNetV2 and ResNet-18 in fp32
   (``weights=None``), channels_last, under ``torch.inference_mode``.
 
@@ -29,6 +31,7 @@ import torch.nn as nn
 import torchvision
 from bench_utils import (cpu_info, load_average, packed_classifier, spread,
                          summarize, time_round_robin)
+from fused_preview import FusedForward
 
 # torchvision constructors of the fp32 reference arms.
 FP_ARMS = {
@@ -48,6 +51,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--runs', type=int, default=20)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--no-preview',
+        action='store_true',
+        help='leave out the fused-ops forward of the packed presets')
     parser.add_argument('--out', help='write the results as JSON here')
     args = parser.parse_args(argv)
     if args.runs < 10:
@@ -77,6 +84,16 @@ def build_models(args: argparse.Namespace) -> Dict[str, Callable]:
         packed = packed_classifier(
             preset, size=args.input_size, seed=args.seed)
         models[f'NAS-BNN-{preset} packed'] = packed.logits
+        if not args.no_preview:
+            fused = FusedForward(packed)
+            fused.check(
+                torch.randn(
+                    1,
+                    3,
+                    args.input_size,
+                    args.input_size,
+                    generator=torch.Generator().manual_seed(args.seed)))
+            models[f'NAS-BNN-{preset} fused (preview)'] = fused
     for name, build in FP_ARMS.items():
         torch.manual_seed(args.seed)
         model: nn.Module = build(weights=None).eval()
@@ -92,7 +109,7 @@ def bench_batch(args: argparse.Namespace, models: Dict[str, Callable],
     x_cl = x.contiguous(memory_format=torch.channels_last)
     arms = {}
     for name, model in models.items():
-        inp = x if name.endswith('packed') else x_cl
+        inp = x_cl if name.endswith('fp32') else x
         for t in args.threads:
             arms[(name, t)] = with_threads(t, lambda m=model, i=inp: m(i))
     load_before = load_average()

@@ -1,24 +1,28 @@
 """Per-layer profile of a packed NAS-BNN on the CPU: where the time goes.
 
-Runs :meth:`PackedNASBNN.logits` of an untrained preset (the weights do not
-change the time) and splits each forward into:
+Runs the logits of an untrained preset (the weights do not change the
+time), either through :meth:`PackedNASBNN.logits` (``--forward deploy``)
+or through the fused ops of ``fused_preview.FusedForward`` (``--forward
+preview``), and splits each forward into:
 
-- every binary convolution: its C++ kernel time, the Python around it
-  (argument checks, weight lookup, layout views), its binary MACs and the
-  kernel's achieved throughput in bit-ops (BOPs, one per binary MAC, the
-  paper's count) per second;
-- inside each block, outside its convolutions: the other kernels (packing
-  the signs of the next input) and the rest (the stride-2 shortcut's
-  average pooling, Python);
-- the stem, the classifier, and what lies between the blocks (layout
-  change after the stem, global pooling, Python).
+- every binary convolution call: its C++ kernel time, its binary ops
+  (BOPs: one per binary MAC, the paper's count) and the kernel's achieved
+  BOPs per second; with ``deploy``, also the Python around it (module
+  call, argument checks, weight lookup);
+- the other kernel calls (packing the signs of the next input, the stem's
+  fused RPReLU);
+- with ``deploy``, per block outside its kernels (the stride-2
+  shortcut's average pooling, Python), the stem and the classifier as
+  modules, and what lies between the blocks (layout change, global
+  pooling, Python); with ``preview``, everything outside the kernels in
+  one row (stem convolution and BN, classifier, pooling, Python).
 
 Kernel calls are timed by a stand-in for the extension module that wraps
 each call with ``time.perf_counter``; modules by forward hooks. Both add a
-few microseconds per call: the uninstrumented forward is timed
+few microseconds per call, so the uninstrumented forward is timed
 round-robin with the instrumented one and both totals are reported. A
-``torch.profiler`` pass lists the ATen operators by self time (what "rest"
-and "stem" consist of). The machine's load average is recorded.
+``torch.profiler`` pass lists the ATen operators by self time (what the
+stem and the rest consist of). The machine's load average is recorded.
 
 Example:
     python tools/benchmarks/profile_packed_nasbnn.py --preset B \\
@@ -29,29 +33,33 @@ import json
 import statistics
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 from bench_utils import (cpu_info, load_average, packed_classifier, summarize,
                          time_round_robin)
+from fused_preview import FusedForward
 from torch.profiler import ProfilerActivity, profile
 
 from nasbnn_mm.ops import binary_conv as ops
-
-# (kind, label, start, end): kind 'kernel' (an extension call, label its
-# function name) or 'module' (label the module's name in the model).
-Event = Tuple[str, str, float, float]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--preset', default='B')
+    parser.add_argument(
+        '--forward', choices=('deploy', 'preview'), default='deploy')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--input-size', type=int, default=224)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--runs', type=int, default=20)
+    parser.add_argument(
+        '--stat',
+        choices=('median', 'min'),
+        default='median',
+        help='statistic of the runs per row (min: on a loaded machine)')
     parser.add_argument(
         '--top-ops', type=int, default=12, help='ATen ops listed')
     parser.add_argument('--seed', type=int, default=0)
@@ -62,12 +70,41 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+class Event:
+    """One timed call: a kernel (``kind='kernel'``, ``name`` the extension
+    function) or a module forward (``kind='module'``, ``name`` its path).
+    Binary convolution kernels carry their ``shape`` and ``bops``."""
+
+    def __init__(self, kind: str, name: str, start: float, end: float) -> None:
+        self.kind, self.name, self.start, self.end = kind, name, start, end
+        self.shape = ''
+        self.bops = 0
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def inside(self, other: 'Event') -> bool:
+        return other.start <= self.start and self.end <= other.end
+
+
+def conv_info(args: tuple, kwargs: dict, result) -> tuple:
+    """Shape label and BOPs of an extension ``binary_conv2d`` call."""
+    x, weight, cin, cout = args[:4]
+    stride = args[4] if len(args) > 4 else kwargs.get('stride', 1)
+    groups, k = weight.shape[0], weight.shape[2]
+    out = result[0]
+    bops = out.numel() * (cin // groups) * k * k
+    return (f'{cin}->{cout} k{k} g{groups} s{stride} '
+            f'@{out.shape[2]}x{out.shape[3]}', bops)
+
+
 class TimedExt:
     """Stands in for the extension module: times every function call.
 
     Args:
         ext: The loaded ``nasbnn_mm._ext``.
-        events (list): Receives ``('kernel', name, start, end)``.
+        events (list): Receives an :class:`Event` per call.
     """
 
     def __init__(self, ext, events: List[Event]) -> None:
@@ -80,26 +117,29 @@ class TimedExt:
         def timed(*args, **kwargs):
             start = time.perf_counter()
             out = fn(*args, **kwargs)
-            self._events.append(('kernel', name, start, time.perf_counter()))
+            event = Event('kernel', name, start, time.perf_counter())
+            if name == 'binary_conv2d':
+                event.shape, event.bops = conv_info(args, kwargs, out)
+            self._events.append(event)
             return out
 
         return timed
 
 
 class Instrument:
-    """Records kernel calls and module forwards of a packed model.
+    """Records the kernel calls (and, with ``hooks``, module forwards) of
+    a forward.
 
     Modules: the stem, every block (``stages.i.j``), every binary conv
-    (modules with ``num_binary_weights``) and the classifier ``fc``. Use as
-    a context manager; ``events`` holds what one forward recorded after
+    (modules with ``num_binary_weights``) and the classifier ``fc``. Use
+    as a context manager; ``events`` holds what was recorded since
     :meth:`reset`.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, hooks: bool) -> None:
         self.model = model
+        self.hooks = hooks
         self.events: List[Event] = []
-        self.macs: Dict[str, int] = {}
-        self.shapes: Dict[str, str] = {}
         self._handles = []
         self._starts: Dict[str, float] = {}
         self._ext = None
@@ -112,16 +152,16 @@ class Instrument:
                 for name, m in block.named_modules():
                     if hasattr(m, 'num_binary_weights'):
                         named[f'stages.{i}.{j}.{name}'] = m
-        if self.model.fc is not None:
-            named['fc'] = self.model.fc
+        named['fc'] = self.model.fc
         return named
 
     def __enter__(self) -> 'Instrument':
-        for label, module in self.modules().items():
-            self._handles.append(
-                module.register_forward_pre_hook(self._pre_hook(label)))
-            self._handles.append(
-                module.register_forward_hook(self._post_hook(label, module)))
+        if self.hooks:
+            for label, module in self.modules().items():
+                self._handles += [
+                    module.register_forward_pre_hook(self._pre_hook(label)),
+                    module.register_forward_hook(self._post_hook(label))
+                ]
         self._ext = ops.load_ext()
         ops._ext = TimedExt(self._ext, self.events)
         return self
@@ -130,6 +170,7 @@ class Instrument:
         ops._ext = self._ext
         for handle in self._handles:
             handle.remove()
+        self._handles = []
 
     def reset(self) -> None:
         self.events.clear()
@@ -141,79 +182,82 @@ class Instrument:
 
         return hook
 
-    def _post_hook(self, label: str, module: nn.Module):
+    def _post_hook(self, label: str):
 
         def hook(module, inputs, output):
-            end = time.perf_counter()
-            self.events.append(('module', label, self._starts[label], end))
-            if hasattr(module, 'num_binary_weights') and label not in \
-                    self.macs:
-                out = output[0] if isinstance(output, tuple) else output
-                n, c, h, w = out.shape
-                self.macs[label] = (
-                    out.numel() * module.in_channels // module.groups *
-                    module.kernel_size**2)
-                self.shapes[label] = (
-                    f'{module.in_channels}->{c} k{module.kernel_size} '
-                    f'g{module.groups} s{module.stride} @{h}x{w}')
+            self.events.append(
+                Event('module', label, self._starts[label],
+                      time.perf_counter()))
 
         return hook
 
 
-def attribute(events: List[Event], total: float) -> Dict[str, float]:
-    """Seconds of one forward per profile row.
+def attribute(events: List[Event], total: float) -> List[dict]:
+    """Rows of one forward: name, seconds, category, shape and BOPs.
 
-    Rows: ``<conv> kernel`` and ``<conv> python`` per binary conv,
-    ``<block> <kernel name>`` for kernels of a block outside its convs,
-    ``<block> rest``, ``stem``, ``fc`` and ``between blocks``.
+    Kernels inside a binary conv module's window are that conv's
+    ``kernel`` row and the rest of the window its ``python`` row; other
+    kernels get a row of their own, named after their block if any.
+    Block windows leave a ``rest``; the top level ``between blocks`` (with
+    module hooks) or ``outside kernels`` (without).
     """
-    modules = [e for e in events if e[0] == 'module']
-    kernels = [e for e in events if e[0] == 'kernel']
+    modules = [e for e in events if e.kind == 'module']
+    kernels = [e for e in events if e.kind == 'kernel']
+    convs = [m for m in modules if m.name.count('.') >= 3]
+    blocks = [m for m in modules if m.name.count('.') == 2]
+    top = [m for m in modules if m.name in ('stem', 'fc')]
+    rows = []
 
-    def inside(event: Event, window: Event) -> bool:
-        return window[2] <= event[2] and event[3] <= window[3]
+    def add(name, seconds, category, event=None):
+        rows.append(
+            dict(
+                name=name,
+                seconds=seconds,
+                category=category,
+                shape=event.shape if event else '',
+                bops=event.bops if event else 0))
 
-    rows: Dict[str, float] = {}
-
-    def add(key: str, value: float) -> None:
-        rows[key] = rows.get(key, 0.) + value
-
-    convs = [m for m in modules if m[1].count('.') >= 3]
-    blocks = [m for m in modules if m[1].count('.') == 2]
+    owned = set()
     for conv in convs:
-        kernel = sum(k[3] - k[2] for k in kernels if inside(k, conv))
-        add(f'{conv[1]} kernel', kernel)
-        add(f'{conv[1]} python', conv[3] - conv[2] - kernel)
+        inner = [k for k in kernels if k.inside(conv)]
+        owned.update(id(k) for k in inner)
+        for k in inner:
+            add(f'{conv.name} {k.name}', k.seconds, 'binary conv kernels', k)
+        add(f'{conv.name} python',
+            conv.seconds - sum(k.seconds for k in inner),
+            'conv modules: Python, checks')
+    for i, k in enumerate(kernels):
+        if id(k) in owned:
+            continue
+        block = next((b.name for b in blocks if k.inside(b)), None)
+        name = f'{block} {k.name}' if block else f'{i:02d} {k.name}'
+        category = ('binary conv kernels'
+                    if k.bops else f'other kernels ({k.name})')
+        add(name, k.seconds, category, k)
     for block in blocks:
-        own = [c for c in convs if inside(c, block)]
-        rest = block[3] - block[2] - sum(c[3] - c[2] for c in own)
-        for k in kernels:
-            if inside(k, block) and not any(inside(k, c) for c in own):
-                add(f'{block[1]} {k[1]}', k[3] - k[2])
-                rest -= k[3] - k[2]
-        add(f'{block[1]} rest', rest)
-    top = [m for m in modules if m[1] in ('stem', 'fc')]
+        inner = [c for c in convs if c.inside(block)] + [
+            k for k in kernels if k.inside(block) and id(k) not in owned
+        ]
+        add(f'{block.name} rest',
+            block.seconds - sum(e.seconds for e in inner),
+            'blocks: shortcut pool, Python')
     for m in top:
-        add(m[1], m[3] - m[2])
-    add('between blocks', total - sum(m[3] - m[2] for m in top + blocks))
+        add(m.name, m.seconds, {
+            'stem': 'stem (8-bit conv, BN, RPReLU)',
+            'fc': 'classifier'
+        }[m.name])
+    if modules:
+        add('between blocks', total - sum(m.seconds for m in top + blocks),
+            'between blocks (layout, pooling, Python)')
+    else:
+        add('outside kernels', total - sum(k.seconds for k in kernels),
+            'outside kernels (stem conv + BN, pooling, classifier, Python)')
     return rows
 
 
-def category(key: str) -> str:
-    """The summary bucket of a profile row."""
-    if key.endswith(' kernel'):
-        return 'binary conv kernels'
-    if key.endswith(' python'):
-        return 'conv wrappers (Python, checks)'
-    if key.endswith(' rest'):
-        return 'blocks: shortcut pool, Python'
-    if key in ('stem', 'fc', 'between blocks'):
-        return {
-            'stem': 'stem (8-bit conv, BN, RPReLU)',
-            'fc': 'classifier',
-            'between blocks': 'between blocks (layout, pooling, Python)'
-        }[key]
-    return 'blocks: other kernels (' + key.split(' ', 1)[1] + ')'
+def make_forward(model, mode: str) -> Callable:
+    """The logits function of ``--forward``."""
+    return model.logits if mode == 'deploy' else FusedForward(model)
 
 
 @torch.no_grad()
@@ -221,6 +265,7 @@ def profile_forward(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     model = packed_classifier(
         args.preset, size=args.input_size, seed=args.seed)
+    forward = make_forward(model, args.forward)
     size = args.input_size
     x = torch.randn(
         args.batch,
@@ -228,15 +273,15 @@ def profile_forward(args: argparse.Namespace) -> dict:
         size,
         size,
         generator=torch.Generator().manual_seed(args.seed))
-    instrument = Instrument(model)
-    per_run: List[Dict[str, float]] = []
+    instrument = Instrument(model, hooks=args.forward == 'deploy')
+    per_run: List[List[dict]] = []
     totals: List[float] = []
 
     def instrumented() -> None:
         with instrument:
             instrument.reset()
             start = time.perf_counter()
-            model.logits(x)
+            forward(x)
             total = time.perf_counter() - start
             per_run.append(attribute(instrument.events, total))
             totals.append(total)
@@ -244,32 +289,31 @@ def profile_forward(args: argparse.Namespace) -> dict:
     load_before = load_average()
     times = time_round_robin(
         {
-            'plain': lambda: model.logits(x),
+            'plain': lambda: forward(x),
             'instrumented': instrumented
         }, args.warmup, args.runs)
     load_after = load_average()
     per_run, totals = per_run[-args.runs:], totals[-args.runs:]
+    stat = statistics.median if args.stat == 'median' else min
     rows = []
-    for key in per_run[0]:
-        values = [r[key] for r in per_run]
-        ms = statistics.median(values) * 1e3
-        row = dict(name=key, ms=ms, category=category(key))
-        conv = key[:-len(' kernel')] if key.endswith(' kernel') else None
-        if conv is not None:
-            row['shape'] = instrument.shapes[conv]
-            row['bops_m'] = instrument.macs[conv] / 1e6
-            row['gbops_per_s'] = instrument.macs[conv] / ms / 1e6
-        rows.append(row)
-    total_ms = statistics.median(totals) * 1e3
+    for i, row in enumerate(per_run[0]):
+        ms = stat(r[i]['seconds'] for r in per_run) * 1e3
+        out = dict(name=row['name'], category=row['category'], ms=ms)
+        if row['bops']:
+            out.update(
+                shape=row['shape'],
+                bops_m=row['bops'] / 1e6,
+                gbops_per_s=row['bops'] / ms / 1e6)
+        rows.append(out)
     buckets: Dict[str, float] = {}
     for row in rows:
-        buckets[row['category']] = buckets.get(row['category'], 0.) + \
-            row['ms']
-    kernel_rows = [r for r in rows if 'bops_m' in r]
-    bops = sum(r['bops_m'] for r in kernel_rows) * 1e6
-    peak = max(r['gbops_per_s'] for r in kernel_rows)
+        buckets[row['category']] = buckets.get(row['category'], 0.) + row['ms']
+    conv_rows = [r for r in rows if 'bops_m' in r]
+    bops = sum(r['bops_m'] for r in conv_rows) * 1e6
+    peak = max(r['gbops_per_s'] for r in conv_rows)
     return dict(
         preset=args.preset,
+        forward=args.forward,
         input=f'{args.batch}x3x{size}x{size}',
         threads=args.threads,
         kernel_path=ops.kernel_path(),
@@ -277,22 +321,24 @@ def profile_forward(args: argparse.Namespace) -> dict:
         load_after=load_after,
         plain_ms=summarize(times['plain']),
         instrumented_ms=summarize(times['instrumented']),
-        attributed_total_ms=total_ms,
+        stat=args.stat,
+        instrumented_total_ms=stat(totals) * 1e3,
+        rows_total_ms=sum(r['ms'] for r in rows),
         bops_g=bops / 1e9,
         peak_layer_gbops_per_s=peak,
         bops_at_peak_ms=bops / peak / 1e6,
         categories=buckets,
         rows=rows,
-        aten_ops=aten_profile(model, x, args))
+        aten_ops=aten_profile(forward, x, args))
 
 
-def aten_profile(model: nn.Module, x: torch.Tensor,
+def aten_profile(forward: Callable, x: torch.Tensor,
                  args: argparse.Namespace) -> List[dict]:
     """ATen operators of the forward by self CPU time, per forward."""
     runs = max(5, args.runs // 4)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(runs):
-            model.logits(x)
+            forward(x)
     ops_rows = [
         dict(
             name=e.key,
@@ -305,27 +351,30 @@ def aten_profile(model: nn.Module, x: torch.Tensor,
 
 
 def print_result(res: dict) -> None:
-    print(f'\n## packed NAS-BNN-{res["preset"]} {res["input"]}, '
-          f'{res["threads"]} thread(s), path {res["kernel_path"]}, load '
-          f'average {res["load_before"]} -> {res["load_after"]}')
+    print(f'\n## packed NAS-BNN-{res["preset"]} ({res["forward"]} '
+          f'forward) {res["input"]}, {res["threads"]} thread(s), path '
+          f'{res["kernel_path"]}, load average {res["load_before"]} -> '
+          f'{res["load_after"]}')
     plain, inst = res['plain_ms'], res['instrumented_ms']
     print(f'forward (logits): {plain["median"]:.2f} ms plain '
-          f'(q1-q3 {plain["q1"]:.2f}-{plain["q3"]:.2f}), '
-          f'{inst["median"]:.2f} ms instrumented')
+          f'(q1-q3 {plain["q1"]:.2f}-{plain["q3"]:.2f}, min '
+          f'{plain["min"]:.2f}), {inst["median"]:.2f} ms instrumented')
+    print(f'rows: {res["stat"]} of the runs, summing to '
+          f'{res["rows_total_ms"]:.2f} ms')
     print(f'binary ops {res["bops_g"]:.2f} G; at the best layer\'s rate '
           f'({res["peak_layer_gbops_per_s"]:.0f} GBOP/s) they need '
           f'{res["bops_at_peak_ms"]:.2f} ms')
-    print(f'\n{"layer":<34}{"shape":<28}{"ms":>8}{"%":>6}{"MBOPs":>9}'
+    print(f'\n{"call":<40}{"shape":<28}{"ms":>8}{"%":>6}{"MBOPs":>9}'
           f'{"GBOP/s":>8}')
-    total = res['attributed_total_ms']
+    total = res['rows_total_ms']
     for r in res['rows']:
         extra = (f'{r["bops_m"]:>9.1f}{r["gbops_per_s"]:>8.0f}'
                  if 'bops_m' in r else '')
-        print(f'{r["name"]:<34}{r.get("shape", ""):<28}{r["ms"]:>8.3f}'
+        print(f'{r["name"]:<40}{r.get("shape", ""):<28}{r["ms"]:>8.3f}'
               f'{100 * r["ms"] / total:>6.1f}{extra}')
-    print(f'\n{"where":<44}{"ms":>8}{"%":>6}')
+    print(f'\n{"where":<64}{"ms":>8}{"%":>6}')
     for name, ms in sorted(res['categories'].items(), key=lambda kv: -kv[1]):
-        print(f'{name:<44}{ms:>8.3f}{100 * ms / total:>6.1f}')
+        print(f'{name:<64}{ms:>8.3f}{100 * ms / total:>6.1f}')
     print(f'\n{"ATen op (torch.profiler)":<44}{"calls":>7}{"self ms":>9}')
     for r in res['aten_ops']:
         print(f'{r["name"]:<44}{r["calls"]:>7.0f}{r["self_ms"]:>9.3f}')
