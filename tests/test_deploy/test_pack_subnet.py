@@ -7,10 +7,10 @@ import re
 import pytest
 import torch
 # NOTE: pytest puts this folder on sys.path (no __init__.py in tests/).
-from test_packed_nasbnn import ARCH, float_pair
+from test_packed_nasbnn import ARCH, SPACE, float_pair, trained_like
 
 from nasbnn_mm.deploy import load_packed, pack_nasbnn
-from nasbnn_mm.models import subnet_checkpoint
+from nasbnn_mm.models import NASBNN, subnet_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'pack_subnet.py'
@@ -90,3 +90,54 @@ def test_bad_checkpoints_are_one_line(exported, tmp_path, capsys, make,
     assert err.startswith(prefix)
     assert re.match(message.format(re.escape(path)), err[len(prefix):])
     assert not out.exists()
+
+
+def test_weight_norm_false_export_packs_its_own_network(tmp_path, capsys):
+    """Issue 18.3: an export without weight normalization packs into the
+    network it is (it packed under eq. 6 and scored chance before)."""
+    torch.manual_seed(0)
+    backbone = trained_like(
+        NASBNN(ARCH, SPACE, out_indices=(0, 1, 2), weight_norm=False), 0)
+    fc = torch.nn.Linear(128, 10)
+    path = tmp_path / 'subnet.pth'
+    torch.save(subnet_checkpoint(backbone, fc), path)
+    out = tmp_path / 'packed.pth'
+    assert _main()([str(path), '--out', str(out), '--verify']) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report['logits_max_abs_diff'] < 1e-4
+    packed = load_packed(str(out))
+    assert packed.weight_norm is False
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits = fc(backbone(x)[-1].mean((2, 3)))
+        torch.testing.assert_close(
+            packed.logits(x), logits, rtol=1e-4, atol=1e-4)
+        # the same tensors under eq. (6) are another network
+        normalized = NASBNN(
+            ARCH, SPACE, out_indices=(0, 1, 2), weight_norm=True).eval()
+        normalized.load_state_dict(backbone.state_dict())
+        other = fc(normalized(x)[-1].mean((2, 3)))
+    assert (other - logits).abs().max() > 0.1
+
+
+@pytest.mark.parametrize('flag',
+                         [['--no-weight-norm'], ['--no-stem-quantize-input'],
+                          ['--search-space', 'nasbnn_in1k']])
+def test_no_flag_overrides_the_checkpoints_conventions(exported, tmp_path,
+                                                       capsys, flag):
+    with pytest.raises(SystemExit) as info:
+        _main()([exported[0], '--out', str(tmp_path / 'p.pth')] + flag)
+    assert info.value.code == 2
+    assert not (tmp_path / 'p.pth').exists()
+
+
+def test_export_without_conventions_is_refused(exported, tmp_path, capsys):
+    ckpt = torch.load(exported[0], weights_only=True)
+    for key in ('nasbnn_conventions', 'weight_norm'):
+        ckpt['meta'].pop(key)
+    path = tmp_path / 'old.pth'
+    torch.save(ckpt, path)
+    assert _main()([str(path), '--out', str(tmp_path / 'p.pth')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'{TOOL}: error: {path}: meta records no '
+                          'weight_norm; export the subnet again')
