@@ -18,8 +18,9 @@ import os.path as osp
 import sys
 
 import numpy as np
-import pytest
 import torch
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
@@ -147,8 +148,6 @@ train_cfg = dict(
     det.model.neck.in_channels = list(
         NASBNN(arch, out_indices=(1, 2, 3, 4)).out_channels)
     with DefaultScope.overwrite_default_scope('mmdet'):
-        from mmdet.registry import MODELS as MMDET_MODELS
-        from mmdet.testing import demo_mm_inputs
         detector = MMDET_MODELS.build(det.model)
         detector.init_weights()
         assert detector.backbone.weight_norm == 'official'
