@@ -183,3 +183,24 @@ def test_contradicting_search_space_fails_with_one_line(
                 search_space='nasbnn_in1k',
                 init_cfg=dict(
                     type='SupernetInit', checkpoint=project_checkpoint)))
+
+
+def test_hook_refuses_a_checkpoint_of_other_conventions(official_checkpoint):
+    """``load_from``/``resume`` of a model built with other conventions
+    fails before mmengine loads anything."""
+    model = SandwichSupernet(
+        backbone=dict(type='nasbnn_mm.SuperBNN', search_space=SPACE))
+    runner = SimpleNamespace(
+        model=model, cfg=dict(load_from=official_checkpoint))
+    checkpoint = torch.load(official_checkpoint, weights_only=True)
+    with pytest.raises(UserError, match='^weight_norm: config says True, '):
+        ConventionsHook().after_load_checkpoint(runner, checkpoint)
+    # the same conventions pass; an old checkpoint is not checked
+    official = SandwichSupernet(
+        backbone=dict(
+            type='nasbnn_mm.SuperBNN', search_space=SPACE, **
+            CASES['official']))
+    ConventionsHook().after_load_checkpoint(
+        SimpleNamespace(model=official, cfg=runner.cfg), checkpoint)
+    checkpoint['meta'].pop('nasbnn_conventions')
+    ConventionsHook().after_load_checkpoint(runner, checkpoint)
