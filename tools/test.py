@@ -24,7 +24,8 @@ from typing import List, Optional
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from nasbnn_mm.engine.hooks.checkpoint_keys_hook import CheckpointKeysHook
+from nasbnn_mm.engine.hooks.checkpoint_keys_hook import \
+    add_checkpoint_keys_hook
 from nasbnn_mm.utils import UserError, init_cpu_process_group, read_checkpoint
 from nasbnn_mm.utils.config_utils import (apply_common_args, check_out_file,
                                           read_config)
@@ -74,34 +75,12 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
         show_dir
 
 
-def check_checkpoint_keys(cfg: Config, checkpoint: str,
-                          allow_partial_load: bool) -> None:
-    """Make the config's ``CheckpointKeysHook`` check ``checkpoint``.
-
-    Adds the hook to a config without it (e.g. one that replaces the
-    shipped ``custom_hooks``).
-    """
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    mine = [
-        h for h in hooks
-        if str(h.get('type')).split('.')[-1] == CheckpointKeysHook.__name__
-    ]
-    if not mine:
-        mine = [dict(type=f'nasbnn_mm.{CheckpointKeysHook.__name__}')]
-        hooks += mine
-    for hook in mine:
-        hook['checkpoint_name'] = checkpoint
-        if allow_partial_load:
-            hook['allow_partial_load'] = True
-    cfg.custom_hooks = hooks
-
-
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command-line options to the config."""
     apply_common_args(cfg, args.config, args.work_dir, args.cfg_options,
                       args.launcher)
     cfg.load_from = args.checkpoint
-    check_checkpoint_keys(cfg, args.checkpoint, args.allow_partial_load)
+    add_checkpoint_keys_hook(cfg, args.checkpoint, args.allow_partial_load)
     # mmengine's Runner refuses an incomplete set of training parts (e.g. a
     # base's train_dataloader without an optimizer); testing does not train.
     # A complete set is kept: SubnetTestLoop recalibrates BN on the

@@ -14,14 +14,19 @@ Example::
     torchrun --nproc-per-node 2 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
+import glob
 import os
+import os.path as osp
 import sys
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
-from nasbnn_mm.utils import init_cpu_process_group
+from nasbnn_mm.engine.hooks.checkpoint_keys_hook import \
+    add_checkpoint_keys_hook
+from nasbnn_mm.utils import (CheckpointError, init_cpu_process_group,
+                             read_checkpoint)
 from nasbnn_mm.utils.config_utils import apply_common_args, read_config
 from nasbnn_mm.utils.errors import run_tool
 
@@ -69,13 +74,44 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('load_from', None) or cfg.get('resume', False):
+        add_checkpoint_keys_hook(cfg, cfg.get('load_from', None))
     return cfg
+
+
+def check_start_checkpoint(cfg: Config) -> None:
+    """Read the checkpoint the run starts from before building anything.
+
+    A damaged file then fails in one line naming it (``CheckpointError``)
+    instead of a torch traceback after the model is built; a damaged
+    latest checkpoint of ``--resume`` names an earlier one to resume from.
+    """
+    if cfg.get('load_from', None):
+        what = 'resume checkpoint' if cfg.get('resume') else 'load_from'
+        read_checkpoint(cfg.load_from, what)
+        return
+    if not cfg.get('resume', False):
+        return
+    latest = find_latest_checkpoint(cfg.work_dir)
+    if latest is None:
+        return
+    try:
+        read_checkpoint(latest, 'latest checkpoint')
+    except CheckpointError as e:
+        earlier = sorted((p
+                          for p in glob.glob(osp.join(cfg.work_dir, '*.pth'))
+                          if osp.abspath(p) != osp.abspath(latest)),
+                         key=osp.getmtime)
+        hint = (f'; resume from an earlier one with --resume {earlier[-1]}'
+                if earlier else '')
+        raise CheckpointError(f'--resume: {e}{hint}') from e
 
 
 def train(args: argparse.Namespace) -> int:
     """Read the config, apply the options and train."""
     init_cpu_process_group(args.launcher)
     cfg = merge_args(read_config(args.config), args)
+    check_start_checkpoint(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return 0

@@ -93,6 +93,8 @@ def test_mmdet_loads_detection_config(digits_root):
     pytest.importorskip('mmdet')
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
+
+    import nasbnn_mm.datasets.checked_coco  # noqa: F401 (the config's type)
     register_all_modules()
     cfg = Config.fromfile(
         osp.join(REPO, 'configs/_base_/datasets/digits_det.py'))

@@ -2,6 +2,7 @@ import pytest
 from mmengine.config import Config
 
 from nasbnn_mm.nas import BUILTIN_SPACES, SearchSpace
+from nasbnn_mm.utils import UserError
 
 CONFIGS = 'configs/_base_/search_spaces'
 
@@ -133,3 +134,52 @@ def test_invalid_space_keys(space):
             match=r"^search space 'nasbnn_foo': neither a built-in space "
             r'\(nasbnn_in1k, nasbnn_digits\) nor an existing file$'):
         SearchSpace.from_config('nasbnn_foo')
+
+
+@pytest.mark.parametrize('path, value, message', [
+    (('stem', 'groups'), [2],
+     'search_space.stem.groups: none of {2} divides both in_channels 3 and '
+     'a width in {24, 32, 48}; the space has no architecture'),
+    (('stages', 1, 'groups'), [5],
+     'search_space.stages[1].groups: none of {5} divides an input width of '
+     'the stage {48, 64, 96}; the space has no architecture'),
+])
+def test_space_whose_groups_divide_no_width_is_refused(space, path, value,
+                                                       message):
+    cfg = _with(space.to_dict(), path, value)
+    with pytest.raises(UserError) as e:
+        SearchSpace.from_dict(cfg)
+    assert str(e.value) == message
+
+
+def test_groups_that_divide_no_width_of_the_stage_are_refused():
+    # the first layer takes width 8 (groups 4 fits), the second one of the
+    # stage's own widths {6, 10}: no group fits, and every depth is 2
+    cfg = dict(
+        input_size=8,
+        in_channels=1,
+        num_classes=2,
+        stem=dict(channels=[8], kernel_size=[3], groups=[1], stride=1),
+        stages=[
+            dict(
+                depth=[2],
+                channels=[6, 10],
+                kernel_size=[3],
+                groups=[4],
+                stride=1)
+        ])
+    with pytest.raises(
+            UserError,
+            match=r'^search_space.stages\[0\].groups: none of \{4\} divides '
+            r'a width of the stage \{6, 10\} \(inputs of its layers after '
+            r'the first, depth \{2\}\)'):
+        SearchSpace.from_dict(cfg)
+    cfg['stages'][0]['depth'] = [1, 2]
+    assert SearchSpace.from_dict(cfg).size(non_decreasing=False) == 2
+
+
+def test_a_space_file_that_cannot_be_read_names_the_file(tmp_path):
+    path = tmp_path / 'space.py'
+    path.write_text('search_space = dict(\n')
+    with pytest.raises(UserError, match=f'^search space {path}: '):
+        SearchSpace.from_config(str(path))

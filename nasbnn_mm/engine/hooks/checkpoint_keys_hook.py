@@ -14,13 +14,16 @@ import re
 from typing import Iterable, List, Mapping, Optional
 
 import torch.nn as nn
+from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from nasbnn_mm.registry import HOOKS
 from nasbnn_mm.utils import CheckpointError, unwrap_model
 
-__all__ = ['CheckpointKeysHook', 'checkpoint_key_problems']
+__all__ = [
+    'CheckpointKeysHook', 'checkpoint_key_problems', 'add_checkpoint_keys_hook'
+]
 
 # mmengine's Runner.load_checkpoint drops this prefix (revise_keys).
 _DDP_PREFIX = re.compile(r'^module\.')
@@ -124,3 +127,31 @@ class CheckpointKeysHook(Hook):
             f'{message}; for an intended partial load set '
             'allow_partial_load=True in nasbnn_mm.CheckpointKeysHook '
             '(tools/test.py --allow-partial-load)')
+
+
+def add_checkpoint_keys_hook(cfg: Config,
+                             checkpoint: Optional[str] = None,
+                             allow_partial_load: bool = False) -> None:
+    """Make ``cfg``'s :class:`CheckpointKeysHook` check what it loads.
+
+    Adds the hook to a config without it (e.g. one whose ``custom_hooks``
+    replace the shipped list), so a tool checks every config.
+
+    Args:
+        cfg (Config): The config (changed in place).
+        checkpoint (str, optional): The file, for messages.
+        allow_partial_load (bool): Set the hook's opt-out.
+            Defaults to False.
+    """
+    name = CheckpointKeysHook.__name__
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    mine = [h for h in hooks if str(h.get('type')).split('.')[-1] == name]
+    if not mine:
+        mine = [dict(type=f'nasbnn_mm.{name}')]
+        hooks += mine
+    for hook in mine:
+        if checkpoint is not None:
+            hook['checkpoint_name'] = checkpoint
+        if allow_partial_load:
+            hook['allow_partial_load'] = True
+    cfg.custom_hooks = hooks
