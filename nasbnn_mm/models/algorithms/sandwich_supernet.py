@@ -20,7 +20,7 @@ from nasbnn_mm.nas import ArchSpec, ArchType, count_arch_ops, sample_random
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import UserError
 from ..backbones import resolve_arch
-from ..layers import binarization, set_binarization
+from ..layers import binarization, set_binarization, sliced_grad_accumulation
 from ..supernet import SupernetHead
 
 __all__ = ['SandwichSupernet', 'TEACHER_MODES']
@@ -186,7 +186,10 @@ class SandwichSupernet(BaseModel):
         labels = self._labels(data['data_samples'], inputs.device)
         log_vars = {}
         set_binarization(self, weights=True, activations=True)
-        with optim_wrapper.optim_context(self):
+        # NOTE: slices add their gradients into the shared weights' .grad
+        # directly (one pass over the slice instead of three over the
+        # weight); the data-parallel wrapper reduces .grad in before_step.
+        with optim_wrapper.optim_context(self), sliced_grad_accumulation(self):
             weights, activations = TEACHER_MODES[self.teacher]
             with binarization(self, weights, activations):
                 teacher_logits = self.logits(inputs, self.largest)

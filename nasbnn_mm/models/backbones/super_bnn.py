@@ -105,14 +105,15 @@ class SuperSeparableBlock(DynamicMixin, nn.Module):
         groups (Sequence[int]): Group choices of the k×k conv.
         stride (int): Stride of the k×k conv.
         weight_norm (bool | str): Weight normalization (eq. 6).
-        bi_transform (bool): Bi-Transformation (eq. 5).
+        bi_transform (bool | str): Bi-Transformation (eq. 5): True, False
+            or 'max_kernel' (see :class:`DynamicBinaryConv2d`).
         group_slicing (str): See :class:`DynamicBinaryConv2d`.
     """
 
     def __init__(self, max_in_channels: int, max_out_channels: int,
                  kernel_sizes: Sequence[int], groups: Sequence[int],
-                 stride: int, weight_norm: WeightNormType, bi_transform: bool,
-                 group_slicing: str) -> None:
+                 stride: int, weight_norm: WeightNormType,
+                 bi_transform: Union[bool, str], group_slicing: str) -> None:
         super().__init__()
         self.stride = stride
         self.sign1 = DynamicRSign(max_in_channels)
@@ -209,8 +210,12 @@ class SuperBNN(BaseNASBNNBackbone):
             False for the ablation; 'official' for the official code's
             variant (unbiased std, no eps: converted official checkpoints).
             Defaults to True.
-        bi_transform (bool): Bi-Transformation (eq. 5); off for the
-            ablation. Defaults to True.
+        bi_transform (bool | str): Bi-Transformation (eq. 5). True: one
+            learnable matrix per k×k conv and kernel size (this project's
+            training; the paper is silent on smaller kernels). 'max_kernel':
+            only the largest kernel of each conv has one, smaller kernels
+            none (the official code's ``fp2bin_<K>``; converted official
+            checkpoints). False: none (the ablation). Defaults to True.
         stem_quantize_input (bool): Quantize the stem's input to 8 bits as
             well as its weights. Defaults to True.
         group_slicing (str): How grouped convs slice the shared weight:
@@ -232,7 +237,7 @@ class SuperBNN(BaseNASBNNBackbone):
                  arch: Optional[ArchType] = None,
                  out_indices: Sequence[int] = (-1, ),
                  weight_norm: WeightNormType = True,
-                 bi_transform: bool = True,
+                 bi_transform: Union[bool, str] = True,
                  stem_quantize_input: bool = True,
                  group_slicing: str = 'cyclic',
                  init_cfg: OptMultiConfig = None) -> None:

@@ -22,6 +22,7 @@ from .dynamic_op import DynamicMixin
 from .kernel_transformation import KernelTransformation, center_crop_kernel
 from .lsq import LSQConv2d, LSQQuantizer, grad_scale, round_ste
 from .shortcut import bireal_shortcut
+from .sliced_weight import slice_weight, sliced_grad_accumulation
 from .switches import binarization, set_binarization
 
 MODELS.register_module(module=RSign)
@@ -36,5 +37,6 @@ __all__ = [
     'dorefa_binarize_activation', 'DoReFaConv2d', 'DoReFaActivation',
     'DynamicMixin', 'DynamicBinaryConv2d', 'DynamicLSQConv2d',
     'DynamicBatchNorm2d', 'DynamicRSign', 'DynamicRPReLU', 'DynamicLinear',
-    'bireal_shortcut', 'set_binarization', 'binarization'
+    'bireal_shortcut', 'set_binarization', 'binarization', 'slice_weight',
+    'sliced_grad_accumulation'
 ]

@@ -4,7 +4,8 @@ One shared weight at the largest setting serves every (in_channels,
 out_channels, kernel_size, groups) of the search space
 (https://arxiv.org/abs/2408.15484, sec. 3.2): channels and groups are
 slices, smaller kernels are center crops with Once-for-All kernel
-transformations, and each kernel size has its own Bi-Transformation.
+transformations, and each kernel size has its own Bi-Transformation (or, as
+in the official code, only the largest kernel has one).
 """
 import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -18,10 +19,13 @@ from .bi_transformation import BiTransformation
 from .binary_conv import BinaryConv2d, binary_conv_weight, check_weight_norm
 from .dynamic_op import DynamicMixin
 from .kernel_transformation import KernelTransformation
+from .sliced_weight import slice_weight
 
 __all__ = ['DynamicBinaryConv2d']
 
 GROUP_SLICINGS = ('prefix', 'cyclic')
+# True: one theta per kernel size > 1; 'max_kernel': the official rule
+BI_TRANSFORM_CHOICES = (False, True, 'max_kernel')
 
 
 class _Setting(NamedTuple):
@@ -59,7 +63,7 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
 
     A kernel smaller than ``max_k`` is reached through the chain of
     :class:`KernelTransformation` (e.g. 7 -> 5 -> 3); with binary weights
-    the Bi-Transformation of that kernel size (kernels > 1) follows, then
+    a Bi-Transformation follows (``bi_transform``), then
     :func:`binary_conv_weight` normalizes and binarizes. Crops, kernel
     transformations and the Bi-Transformation are all linear maps of each
     flattened kernel, so they are composed into one small ``(max_k^2, k^2)``
@@ -67,7 +71,10 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
     ``(k - 1) // 2 * dilation`` (same size at stride 1). The input is not
     binarized here: put an :class:`RSign` before it.
 
-    Switch: ``binary_weights`` (bool), set by :func:`set_binarization`.
+    Switches: ``binary_weights`` (bool), set by :func:`set_binarization`;
+    ``in_place_grad`` (bool, default False), set by
+    :func:`sliced_grad_accumulation`: the slice's gradient is added straight
+    into ``weight.grad`` (see :func:`slice_weight`).
 
     Args:
         max_in_channels (int): Largest input width.
@@ -79,8 +86,13 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         dilation (int): Dilation. Defaults to 1.
         weight_norm (bool | str): Weight normalization, eq. (6); see
             :class:`BinaryConv2d`. Defaults to True.
-        bi_transform (bool): Bi-Transformation per kernel size > 1, eq. (5).
-            Defaults to True.
+        bi_transform (bool | str): Bi-Transformation, eq. (5). True: one
+            ``theta`` per kernel size > 1 (``bi_transforms.<k>``), applied
+            after the kernel transformations of that size. 'max_kernel': the
+            official code's rule (``fp2bin_<K>``): only the largest kernel
+            ``K > 1`` has one (``bi_transforms.<K>``); smaller kernels are
+            the kernel-transformed crops of the untransformed weight, with
+            no Bi-Transformation. False: none. Defaults to True.
         group_slicing (str): 'prefix' or 'cyclic'. Defaults to 'prefix'.
 
     Shape:
@@ -108,7 +120,7 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
                  stride: int = 1,
                  dilation: int = 1,
                  weight_norm: Union[bool, str] = True,
-                 bi_transform: bool = True,
+                 bi_transform: Union[bool, str] = True,
                  group_slicing: str = 'prefix') -> None:
         super().__init__()
         self.kernel_sizes = _as_choices('kernel_sizes', kernel_sizes)
@@ -121,6 +133,10 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         if max_in_channels % min_groups:
             raise ValueError(f'groups {min_groups} must divide '
                              f'max_in_channels {max_in_channels}')
+        if not (isinstance(bi_transform, bool)
+                or bi_transform == 'max_kernel'):
+            raise ValueError(f'bi_transform: {bi_transform!r} not in '
+                             f'{BI_TRANSFORM_CHOICES}')
         if group_slicing not in GROUP_SLICINGS:
             raise ValueError(f'group_slicing {group_slicing!r} not in '
                              f'{GROUP_SLICINGS}')
@@ -138,12 +154,15 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         for big, small in self._kernel_steps():
             self.kernel_transforms[f'{big}to{small}'] = KernelTransformation(
                 big, small)
+        self.bi_transform = bi_transform
         self.bi_transforms = None
         if bi_transform:
-            self.bi_transforms = nn.ModuleDict()
-            for k in self.kernel_sizes:
-                if k > 1:
-                    self.bi_transforms[str(k)] = BiTransformation(k)
+            transformed = (
+                self.kernel_sizes
+                if bi_transform is True else [self.max_kernel_size])
+            self.bi_transforms = nn.ModuleDict(
+                {str(k): BiTransformation(k)
+                 for k in transformed if k > 1})
         # The flattened max kernel's basis, pushed through kernel transforms.
         k = self.max_kernel_size
         self.register_buffer(
@@ -151,6 +170,7 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
             torch.eye(k * k).view(k * k, 1, k, k),
             persistent=False)
         self.binary_weights = True
+        self.in_place_grad = False
         self._settings: Dict[tuple, _Setting] = {}
         self.reset_parameters()
 
@@ -222,8 +242,9 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         """
         k = setting.kernel_size
         bi_transform = None
-        if binary and self.bi_transforms is not None and k > 1:
-            bi_transform = self.bi_transforms[str(k)]
+        if binary and self.bi_transforms is not None:
+            bi_transform = self.bi_transforms[str(k)] if str(
+                k) in self.bi_transforms else None
         if k == self.max_kernel_size:
             return None if bi_transform is None else bi_transform.theta
         basis = self.kernel_basis
@@ -241,11 +262,9 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
             Tensor: (out_channels, in_channels / groups, k, k), a view of
             ``weight`` when the kernel map is the identity.
         """
-        weight = self.weight[:setting.out_channels]
-        if setting.column_index is None:
-            weight = weight[:, :setting.in_channels // setting.groups]
-        else:
-            weight = weight.gather(1, setting.column_index)
+        weight = slice_weight(self.weight, setting.out_channels,
+                              setting.in_channels // setting.groups,
+                              setting.column_index, self.in_place_grad)
         kernel_map = self._kernel_map(setting, binary)
         if kernel_map is None:
             return weight

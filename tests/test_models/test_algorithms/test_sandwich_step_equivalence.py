@@ -1,0 +1,140 @@
+"""The sandwich step with in-place sliced gradients equals plain autograd.
+
+The reference is the sandwich step written with plain autograd (every
+slice's gradient goes through autograd's own accumulation), the formula
+``SandwichSupernet.train_step`` followed before slices added their gradients
+into ``.grad`` in place.
+"""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.optim import OptimWrapper
+
+from nasbnn_mm.models.algorithms import TEACHER_MODES, SandwichSupernet
+from nasbnn_mm.models.layers import (DynamicBinaryConv2d, binarization,
+                                     set_binarization, slice_weight,
+                                     sliced_grad_accumulation)
+from nasbnn_mm.testing import TINY_SPACE, LabelSample
+
+
+def _batch(n=8):
+    generator = torch.Generator().manual_seed(1)
+    return dict(
+        inputs=torch.randn(n, 3, 16, 16, generator=generator),
+        data_samples=[LabelSample(i % 4) for i in range(n)])
+
+
+def _reference_step(model, data, optimizer):
+    """One sandwich step with plain autograd; returns the gradients."""
+    data = model.data_preprocessor(data, True)
+    inputs = data['inputs']
+    labels = model._labels(data['data_samples'], inputs.device)
+    set_binarization(model, weights=True, activations=True)
+    with binarization(model, *TEACHER_MODES[model.teacher]):
+        teacher = model.logits(inputs, model.largest)
+        loss = F.cross_entropy(
+            teacher, labels, label_smoothing=model.label_smoothing)
+    loss.backward()
+    for _, arch in model.sample_students():
+        model._student_loss(
+            model.logits(inputs, arch), teacher.detach(), labels).backward()
+    grads = {
+        k: p.grad.clone()
+        for k, p in model.named_parameters() if p.grad is not None
+    }
+    optimizer.step()
+    optimizer.zero_grad()
+    return grads
+
+
+@pytest.mark.parametrize('group_slicing', ['cyclic', 'prefix'])
+@pytest.mark.parametrize('optimizer', ['sgd', 'adam'])
+def test_step_equals_plain_autograd(group_slicing, optimizer):
+    torch.manual_seed(0)
+    model = SandwichSupernet(
+        backbone=dict(
+            type='SuperBNN',
+            search_space=TINY_SPACE,
+            group_slicing=group_slicing))
+    with torch.no_grad():  # non-identity kernel and Bi-Transformations
+        for name, p in model.named_parameters():
+            if name.endswith(('.matrix', '.theta')):
+                p.add_(0.1 * torch.randn_like(p))
+    reference = copy.deepcopy(model)
+
+    def make(m):
+        params = m.parameters()
+        if optimizer == 'sgd':
+            return torch.optim.SGD(params, lr=0.1, momentum=0.9)
+        return torch.optim.Adam(params, lr=1e-2)
+
+    wrapper = OptimWrapper(make(model))
+    ref_optim = make(reference)
+    in_place = []
+    for m in model.modules():
+        if isinstance(m, DynamicBinaryConv2d):
+            m.register_forward_pre_hook(
+                lambda m, args: in_place.append(m.in_place_grad))
+    for _ in range(3):
+        grads = {}
+
+        def record():
+            grads.update({
+                k: p.grad.clone()
+                for k, p in model.named_parameters() if p.grad is not None
+            })
+
+        model.train_step(_batch(), wrapper, before_step=record)
+        expected = _reference_step(reference, _batch(), ref_optim)
+        assert grads.keys() == expected.keys()
+        for k in expected:
+            torch.testing.assert_close(
+                grads[k], expected[k], atol=1e-6, rtol=1e-6, msg=k)
+        for (k, p), q in zip(model.named_parameters(), reference.parameters()):
+            torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-6, msg=k)
+    # every binary conv took the in-place path during the steps only
+    assert in_place and all(in_place)
+    assert not any(m.in_place_grad for m in model.modules()
+                   if isinstance(m, DynamicBinaryConv2d))
+
+
+@pytest.mark.parametrize('index', [False, True])
+def test_slice_weight_gradient(index):
+    torch.manual_seed(0)
+    weight = torch.randn(6, 4, 3, 3, requires_grad=True)
+    gather = None
+    if index:
+        gather = torch.tensor([[2, 3], [0, 1], [2, 3], [0, 1], [2, 3]])
+        gather = gather[:, :, None, None].expand(-1, -1, 3, 3)
+    grad_out = torch.randn(5, 2, 3, 3)
+    for _ in range(2):  # the second call adds to the first one's gradient
+        slice_weight(
+            weight, 5, 2, gather,
+            in_place_grad=False).mul(grad_out).sum().backward()
+    expected = weight.grad.clone()
+    weight.grad = None
+    for _ in range(2):
+        out = slice_weight(weight, 5, 2, gather, in_place_grad=True)
+        assert out.grad_fn is not None
+        out.mul(grad_out).sum().backward()
+    torch.testing.assert_close(weight.grad, expected, atol=0, rtol=0)
+
+
+def test_full_slice_first_gradient_is_copied():
+    weight = torch.randn(4, 2, 3, 3, requires_grad=True)
+    grad_out = torch.randn(4, 2, 3, 3)
+    slice_weight(weight, 4, 2, in_place_grad=True).backward(grad_out)
+    assert torch.equal(weight.grad, grad_out)
+    assert weight.grad.data_ptr() != grad_out.data_ptr()
+
+
+def test_context_sets_and_restores_the_switch():
+    conv = DynamicBinaryConv2d(8, 8, [3, 5])
+    with sliced_grad_accumulation(conv):
+        assert conv.in_place_grad is True
+        conv(torch.randn(1, 6, 5, 5), 4, 3).sum().backward()
+    assert conv.in_place_grad is False
+    assert conv.weight.grad[4:].abs().sum() == 0
+    assert conv.weight.grad[:4, :6, 1:4, 1:4].abs().sum() > 0

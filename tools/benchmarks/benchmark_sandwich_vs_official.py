@@ -1,0 +1,177 @@
+"""One sandwich step of this plugin vs the official NAS-BNN code, alternating.
+
+Both arms do the same work on the same batch (random images, 1000 classes):
+the largest subnet with full-precision weights and binary activations on
+label-smoothed cross-entropy, then the smallest and two random subnets with
+binary weights on the KL divergence to the teacher's detached logits, each
+forward + backward, then one Adam step (no weight decay, no distillation
+loss on weights: the official ``--distill`` is off by default).
+
+The official arm follows the loop of the official ``train.py`` (``train()``)
+with its ``SuperBNN`` and loss classes, imported from a checkout of
+https://github.com/VDIGPKU/NAS-BNN given by ``--official`` (not shipped
+here: academic licence). Its network is built from this plugin's
+``nasbnn_in1k`` space, which is the official ``superbnn()`` configuration.
+
+The arms alternate (ours first in even rounds, official first in odd ones),
+so load from other processes hits both alike; the load average is recorded
+before and after. Prints a table and one JSON line.
+
+Example:
+    python tools/benchmarks/benchmark_sandwich_vs_official.py \\
+        --official /path/to/NAS-BNN --threads 2 --runs 5
+"""
+import argparse
+import importlib
+import json
+import random
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+from bench_utils import load_average, spread
+from mmengine.optim import OptimWrapper
+
+from nasbnn_mm.models.algorithms import SandwichSupernet
+from nasbnn_mm.nas import SearchSpace
+from nasbnn_mm.testing import LabelSample
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        '--official',
+        required=True,
+        help='root of a checkout of VDIGPKU/NAS-BNN (has models/, utils/)')
+    parser.add_argument('--batch', type=int, default=32)
+    parser.add_argument('--size', type=int, default=64, help='H = W')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--out', help='also write the JSON result here')
+    return parser.parse_args()
+
+
+def official_cfg(space) -> list:
+    """The official ``superbnn()`` cfg rows (channels, depths, kernels,
+    groups of the k×k conv, groups of the 1×1 conv, stride) of a space."""
+    stem = space.stem
+    rows = [[
+        list(stem.channels), [1],
+        list(stem.kernel_size),
+        list(stem.groups), [1], stem.stride
+    ]]
+    for stage in space.stages:
+        rows.append([
+            list(stage.channels),
+            list(stage.depth),
+            list(stage.kernel_size),
+            list(stage.groups), [1], stage.stride
+        ])
+    return rows
+
+
+def ours_step(batch: dict, lr: float) -> Callable[[], None]:
+    """This plugin's ``SandwichSupernet.train_step``."""
+    torch.manual_seed(0)
+    model = SandwichSupernet(
+        backbone=dict(type='SuperBNN', search_space='nasbnn_in1k')).train()
+    optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=lr))
+    return lambda: model.train_step(batch, optim)
+
+
+def official_step(root: str, cfg: list, images: torch.Tensor,
+                  target: torch.Tensor, lr: float) -> Callable[[], None]:
+    """The official training loop's body, CPU, one process."""
+    sys.path.insert(0, root)
+    superbnn = importlib.import_module('models.superbnn')
+    losses = importlib.import_module('utils.loss')
+    torch.manual_seed(0)
+    model = superbnn.SuperBNN(cfg, 1000, images.shape[-1]).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    criterion_soft = losses.CrossEntropyLossSmooth(0.1)
+    criterion_kd = losses.KLLossSoft()
+    random.seed(0)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        model.set_fp_weight()
+        output, _ = model(images, model.biggest_cand)
+        criterion_soft(output, target).backward()
+        soft_logits = output.detach()
+        model.set_bin_weight()
+        output, _ = model(images, model.smallest_cand)
+        criterion_kd(output, soft_logits).backward()
+        for _ in range(2):
+            output, _ = model(images, model.get_random_cand())
+            criterion_kd(output, soft_logits).backward()
+        optimizer.step()
+
+    return step
+
+
+def alternate(arms: Dict[str, Callable[[], None]], warmup: int,
+              runs: int) -> Dict[str, List[float]]:
+    """Seconds per run of each arm, the order reversed every round."""
+    names = list(arms)
+    for _ in range(warmup):
+        for name in names:
+            arms[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for i in range(runs):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            arms[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(
+        args.batch, 3, args.size, args.size, generator=generator)
+    target = torch.randint(0, 1000, (args.batch, ), generator=generator)
+    batch = dict(
+        inputs=images, data_samples=[LabelSample(int(t)) for t in target])
+    cfg = official_cfg(SearchSpace.from_config('nasbnn_in1k'))
+    arms = dict(
+        ours=ours_step(batch, 5e-4),
+        official=official_step(args.official, cfg, images, target, 5e-4))
+    load_before = load_average()
+    times = alternate(arms, args.warmup, args.runs)
+    load_after = load_average()
+    ms = {name: spread([t * 1e3 for t in ts]) for name, ts in times.items()}
+    ratios = [o / u for u, o in zip(times['ours'], times['official'])]
+    result = dict(
+        batch=args.batch,
+        input_size=args.size,
+        threads=torch.get_num_threads(),
+        runs=args.runs,
+        load_before=load_before,
+        load_after=load_after,
+        ms=ms,
+        official_over_ours=spread(ratios),
+        official_over_ours_runs=[round(r, 3) for r in ratios])
+    print(f'sandwich step, batch {args.batch}, {args.size}x{args.size}, '
+          f'{result["threads"]} threads, {args.runs} alternating runs, '
+          f'load {load_before} -> {load_after}')
+    print(f'{"arm":<10}{"median ms":>12}{"min":>10}{"max":>10}')
+    for name, s in ms.items():
+        print(f'{name:<10}{s["median"]:>12.0f}{s["min"]:>10.0f}'
+              f'{s["max"]:>10.0f}')
+    print(f'official / ours per round: median '
+          f'{statistics.median(ratios):.2f} (min {min(ratios):.2f}, '
+          f'max {max(ratios):.2f})')
+    line = json.dumps(result)
+    print(line)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(line + '\n')
+
+
+if __name__ == '__main__':
+    main()
