@@ -13,18 +13,16 @@ import argparse
 import json
 import statistics
 import time
+from collections import defaultdict
+from typing import Dict, List
 
 import torch
+import torch.nn as nn
 from mmengine.optim import OptimWrapper
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
-
-
-class _Sample:
-    """The part of an MMPretrain ``DataSample`` the algorithm reads."""
-
-    def __init__(self, label: int) -> None:
-        self.gt_label = torch.tensor([label])
+from nasbnn_mm.testing import LabelSample
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +34,60 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument(
         '--threads', type=int, default=0, help='torch threads; 0 = default')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='profile one more step: by op, by module, by backward node')
     return parser.parse_args()
+
+
+def trace_modules(model: nn.Module) -> None:
+    """Wrap the forward of every outermost module of
+    ``nasbnn_mm.models.layers`` (and every other leaf module) in a
+    ``module::<Class>`` range."""
+    ranges: List[record_function] = []
+
+    def enter(module, args):
+        ranges.append(record_function(f'module::{type(module).__name__}'))
+        ranges[-1].__enter__()
+
+    def leave(module, args, output):
+        ranges.pop().__exit__(None, None, None)
+
+    traced: List[str] = []
+    for name, module in model.named_modules():
+        if any(name.startswith(f'{t}.') for t in traced):
+            continue
+        layer = type(module).__module__.startswith('nasbnn_mm.models.layers')
+        if layer or not any(module.children()):
+            traced.append(name)
+            module.register_forward_pre_hook(enter)
+            module.register_forward_hook(leave)
+
+
+def print_profile(prof: profile, total_ms: float) -> None:
+    """Op, module and backward-node tables of one profiled step."""
+    print(prof.key_averages().table(
+        sort_by='self_cpu_time_total', row_limit=25))
+    groups: Dict[str, Dict[str, List[float]]] = dict(
+        module=defaultdict(lambda: [0.0, 0]),
+        backward=defaultdict(lambda: [0.0, 0]))
+    prefixes = dict(
+        module='module::', backward='autograd::engine::evaluate_function: ')
+    for event in prof.events():
+        for kind, prefix in prefixes.items():
+            if event.name.startswith(prefix):
+                row = groups[kind][event.name[len(prefix):]]
+                row[0] += event.cpu_time_total / 1e3
+                row[1] += 1
+    titles = dict(
+        module='forward by module kind', backward='backward by autograd node')
+    for kind, rows in groups.items():
+        print(f'\n{titles[kind]} (ms, % of the step, calls)')
+        for name, (ms, calls) in sorted(
+                rows.items(), key=lambda r: -r[1][0])[:15]:
+            print(f'  {name:<40}{ms:>10.0f}{100 * ms / total_ms:>7.1f}%'
+                  f'{calls:>7}')
 
 
 def main() -> None:
@@ -50,7 +101,7 @@ def main() -> None:
     num_classes = model.space.num_classes
     batch = dict(
         inputs=torch.randn(args.batch, 3, args.size, args.size),
-        data_samples=[_Sample(i % num_classes) for i in range(args.batch)])
+        data_samples=[LabelSample(i % num_classes) for i in range(args.batch)])
     model.train()
     times = []
     for i in range(args.warmup + args.runs):
@@ -71,6 +122,12 @@ def main() -> None:
           f'median {result["median_ms_per_step"]} ms, '
           f'min {result["min_ms_per_step"]} ms over {args.runs} steps')
     print(json.dumps(result))
+    if args.profile:
+        trace_modules(model)
+        start = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model.train_step(batch, optim)
+        print_profile(prof, (time.perf_counter() - start) * 1e3)
 
 
 if __name__ == '__main__':
