@@ -141,3 +141,23 @@ def test_export_without_conventions_is_refused(exported, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f'{TOOL}: error: {path}: meta records no '
                           'weight_norm; export the subnet again')
+
+
+def test_sign_flips_count_disagreeing_binary_activations():
+    path = osp.join(REPO, 'tools', 'deploy', TOOL)
+    spec = importlib.util.spec_from_file_location('pack_subnet', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    backbone, fc = float_pair(ARCH, 0)
+    backbone.eval()
+    packed = pack_nasbnn(backbone, fc)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    agree = module.sign_flips(backbone, packed, x)
+    assert agree['sign_flips'] == 0 and agree['first_flip_block'] is None
+    assert agree['signs'] > 0
+    with torch.no_grad():
+        packed.stages[0][1].sign1.bias += 100.0
+    flips = module.sign_flips(backbone, packed, x)
+    assert flips['first_flip_block'] == 1
+    assert flips['sign_flips'] > 0
+    assert flips['sign_flip_max_abs_preactivation'] > 0

@@ -53,6 +53,9 @@ from nasbnn_mm.utils.errors import run_tool
 TOOL = 'pack_subnet.py'
 # Conventions a static subnet's weights depend on.
 _NEEDED = ('weight_norm', 'stem_quantize_input', 'search_space')
+# |x + b| below which float32 rounding of the folded affine (relative
+# error ~1e-7 of values up to ~10) can flip a binary activation.
+NEAR_ZERO = 1e-5
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -232,12 +235,13 @@ def sign_flips(backbone: NASBNN, packed: PackedNASBNN,
 
     Both run from the same images; at each block's first RSign the signs
     of ``x + b`` are compared. Returns the count (``sign_flips``), the
-    number of signs compared, the largest ``|x + b|`` of the float model
-    at a flip (how close to 0 the flipped values were) and the first
-    block (in order over all stages) with a flip.
+    number of signs compared, how many of the float model's ``x + b`` lie
+    within ``NEAR_ZERO`` of 0 (where float rounding can flip a sign), the
+    largest ``|x + b|`` at a flip and the first block (in order over all
+    stages) with a flip.
     """
     f, p = backbone.stem(x), packed.stem(x)
-    flips, total, margin, first = 0, 0, 0.0, None
+    flips, total, near, margin, first = 0, 0, 0, 0.0, None
     blocks = zip(
         itertools.chain(*backbone.stages), itertools.chain(*packed.stages))
     for i, (float_block, packed_block) in enumerate(blocks):
@@ -249,10 +253,12 @@ def sign_flips(backbone: NASBNN, packed: PackedNASBNN,
             margin = max(margin, shifted[flipped].abs().max().item())
         flips += int(flipped.sum())
         total += flipped.numel()
+        near += int((shifted.abs() < NEAR_ZERO).sum())
         f, p = float_block(f), packed_block(p)
     return dict(
         sign_flips=flips,
         signs=total,
+        near_zero_signs=near,
         sign_flip_max_abs_preactivation=margin,
         first_flip_block=first)
 
@@ -274,6 +280,7 @@ def verify(
     report: Dict[str, Any] = dict(
         sign_flips=0,
         signs=0,
+        near_zero_signs=0,
         sign_flip_max_abs_preactivation=0.0,
         first_flip_block=None)
 
@@ -289,7 +296,7 @@ def verify(
         worst('feature_max_abs_diff_vs_float64', packed(x)[-1], feat64)
         worst('float32_feature_max_abs_diff_vs_float64', feat, feat64)
         flips = sign_flips(backbone, packed, x)
-        for key in ('sign_flips', 'signs'):
+        for key in ('sign_flips', 'signs', 'near_zero_signs'):
             report[key] += flips[key]
         report['sign_flip_max_abs_preactivation'] = max(
             report['sign_flip_max_abs_preactivation'],
