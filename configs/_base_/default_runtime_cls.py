@@ -1,8 +1,6 @@
 # Runtime shared by the classification (MMPretrain) configs.
 default_scope = 'mmpretrain'
-custom_imports = dict(
-    imports=['nasbnn_mm', 'nasbnn_mm.engine.hooks.checkpoint_keys_hook'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['nasbnn_mm'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -1,12 +1,9 @@
 # Runtime shared by the detection (MMDetection) configs.
 default_scope = 'mmdet'
-# nasbnn_mm imports torch and mmengine only: modules that need mmdet, or
-# are not exported by the package yet, are imported by name.
+# nasbnn_mm imports torch and mmengine only: modules that need mmdet are
+# imported by name.
 custom_imports = dict(
-    imports=[
-        'nasbnn_mm', 'nasbnn_mm.datasets.checked_coco',
-        'nasbnn_mm.engine.hooks.checkpoint_keys_hook'
-    ],
+    imports=['nasbnn_mm', 'nasbnn_mm.datasets.checked_coco'],
     allow_failed_imports=False)
 
 default_hooks = dict(

@@ -64,7 +64,7 @@ def _write(path: str, text: str) -> str:
 
 
 def _build(config: str) -> torch.nn.Module:
-    cfg = Config.fromfile(osp.join(HERE, config))
+    cfg = Config.fromfile(osp.join(REPO, config))
     init_default_scope(cfg.default_scope)
     return MODELS.build(cfg.model)
 
