@@ -79,3 +79,61 @@ def _build_and_run(cfg: Config, digits_root: str) -> None:
             feats = model.extract_feat(torch.zeros(1, 3, 64, 64))
             outs = model.rpn_head(feats)
         assert len(outs[0]) == len(feats)
+
+
+# Detectors with the binary neck and heads (`_binary-fpn-head_` configs).
+BINARY_DET_CONFIGS = [p for p in CONFIGS if '_binary-fpn-head_' in p]
+
+
+def test_binary_det_configs_are_found():
+    names = {osp.basename(p) for p in BINARY_DET_CONFIGS}
+    assert names == {
+        f'faster-rcnn_nasbnn-{name}_binary-fpn-head_{schedule}.py'
+        for name, schedule in [(a, '1x_coco') for a in 'abcdef'] +
+        [('base', '1x_coco'), ('digits-l', '6e_digits')]
+    }
+
+
+def _precision(model, prefix: str) -> set:
+    from nasbnn_mm.models.utils import precision_map
+    return {p for n, p, _ in precision_map(model) if n.startswith(prefix)}
+
+
+@pytest.mark.parametrize('path', BINARY_DET_CONFIGS, ids=_rel)
+def test_binary_det_config_trains_one_step(path):
+    """Build (init included), check the precision map, take one SGD step
+    on two tiny images: every binary part gets a gradient."""
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.optim import OptimWrapper
+
+    cfg = _load(path)
+    cfg.model.backbone.init_cfg = None  # no supernet file in tests
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        assert _precision(model, 'backbone.stem') == {'8-bit'}
+        for prefix in ('neck.', 'rpn_head.rpn_conv.',
+                       'roi_head.bbox_head.shared_fcs.'):
+            assert _precision(model, prefix) == {'binary'}, prefix
+        for prefix in ('rpn_head.rpn_cls', 'rpn_head.rpn_reg',
+                       'roi_head.bbox_head.fc_cls',
+                       'roi_head.bbox_head.fc_reg'):
+            assert _precision(model, prefix) == {'FP32'}, prefix
+        torch.manual_seed(0)
+        data = demo_mm_inputs(
+            batch_size=2,
+            image_shapes=(3, 64, 64),
+            num_items=[2, 1],
+            num_classes=cfg.model.roi_head.bbox_head.num_classes)
+        optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        losses = model.train_step(data, optim)
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    changed = [
+        n for n, p in model.named_parameters()
+        if not torch.equal(p, before[n])
+    ]
+    for part in ('backbone.stages.', 'neck.lateral_convs.', 'neck.fpn_convs.',
+                 'rpn_head.rpn_conv.', 'roi_head.bbox_head.shared_fcs.',
+                 'roi_head.bbox_head.fc_cls.'):
+        assert any(n.startswith(part) for n in changed), part

@@ -5,7 +5,9 @@
 # the supernet first:
 #   python tools/train.py configs/nasbnn/nasbnn_supernet_digits.py
 # Random initialisation for comparison:
-#   --cfg-options model.backbone.supernet_checkpoint=None
+#   --cfg-options model.backbone.init_cfg=None
+# Full-precision FPN and heads; the binary map is in
+# ./faster-rcnn_nasbnn-digits-l_binary-fpn-head_6e_digits.py.
 _base_ = [
     '../_base_/models/faster-rcnn_fpn_digits.py',
     '../_base_/datasets/digits_det.py', '../_base_/default_runtime_det.py',
@@ -18,10 +20,13 @@ model = dict(
         arch='configs/nasbnn_det/archs/nasbnn-digits-l.json',
         search_space='nasbnn_digits',
         out_indices=(1, 2),  # strides 4 and 8 on 128x128 canvases
-        supernet_checkpoint='work_dirs/nasbnn_supernet_digits/epoch_40.pth'),
+        init_cfg=dict(
+            type='SupernetInit',
+            checkpoint='work_dirs/nasbnn_supernet_digits/epoch_40.pth')),
     # NASBNN(...).out_channels of that arch; PrecisionMapHook checks it
     neck=dict(in_channels=[64, 128], start_level=0))
 custom_hooks = [
     dict(type='nasbnn_mm.PrecisionMapHook'),
+    dict(type='nasbnn_mm.CheckpointKeysHook'),
     dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
 ]

@@ -1,12 +1,13 @@
-# Faster R-CNN with the NAS-BNN-E binary backbone (124.3M OPs on
-# ImageNet at 224x224, Table 6) on COCO 2017, as the paper's section 4.3:
-# 8-bit LSQ stem, binary backbone, full-precision FPN and heads, the
-# backbone initialised from the ImageNet supernet weights (sliced to the
-# arch). Convert the released supernet first:
-#   python tools/model_converters/nasbnn_official_to_mm.py \
-#       SRC checkpoints/nasbnn_supernet_in1k.pth
-# NOTE: the extracted Table 6 gives E the same layers as D (so 124.3M OPs,
-# not the 160M of the paper's text): kept as given, see docs/search_space.md.
+# Faster R-CNN with the NAS-BNN-E binary backbone (124.3M OPs on ImageNet at
+# 224x224, Table 6) on COCO 2017: 8-bit LSQ stem, binary backbone initialised
+# from the ImageNet supernet, full-precision FPN and heads (our choice; the
+# paper does not say). Shared settings:
+#   ./faster-rcnn_nasbnn-base_fpn_1x_coco.py
+# Binary neck and heads:
+#   ./faster-rcnn_nasbnn-e_binary-fpn-head_1x_coco.py
+# NOTE: the extracted Table 6 gives E the same layers as D (so 124.3M
+# OPs, not the 160M of the paper's text): kept as given, see
+# docs/search_space.md.
 _base_ = ['./faster-rcnn_nasbnn-base_fpn_1x_coco.py']
 model = dict(
     backbone=dict(arch='E'),

@@ -150,6 +150,41 @@ class OpsReport:
         text.append('total: ' + ', '.join(totals))
         return '\n'.join(text)
 
+    def parts(self) -> Dict[str, 'OpsReport']:
+        """Split the rows by the top-level module of their names.
+
+        A detector's rows ``backbone.*``, ``neck.*``, ``rpn_head.*`` and
+        ``roi_head.*`` give four parts, in order of first appearance.
+
+        Returns:
+            dict[str, OpsReport]: One report per part.
+        """
+        parts: Dict[str, OpsReport] = {}
+        for row in self.rows:
+            parts.setdefault(row.name.split('.')[0],
+                             OpsReport()).rows.append(row)
+        return parts
+
+    def parts_table(self) -> str:
+        """Return the totals of each of :meth:`parts`, and of all rows.
+
+        Columns: part, FLOPs, Int8OPs and BOPs (MACs) and OPs, all in
+        millions, and the part's share of the OPs.
+        """
+        head = ('part', 'FLOPs (M)', 'Int8OPs (M)', 'BOPs (M)', 'OPs (M)',
+                'share')
+        total = self.ops
+        lines = [head]
+        for name, part in [*self.parts().items(), ('total', self)]:
+            values = [f'{v:.2f}' for v in part.summary().values()]
+            share = part.ops / total if total else 0.
+            lines.append((name, *values, f'{share:.1%}'))
+        widths = [max(len(line[i]) for line in lines) for i in range(6)]
+        return '\n'.join('  '.join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths)))
+                         for line in lines)
+
 
 def _conv_row(name: str, kind: str, in_channels: int, out_channels: int,
               kernel_size: int, groups: int, stride: int,

@@ -90,8 +90,10 @@ def test_get_ops_config_with_cfg_options(capsys, ratio, table1_flops_m):
 def test_get_ops_errors(capsys):
     with pytest.raises(SystemExit) as e:
         _main('get_ops.py')(['G', '--json'])
-    assert e.value.code == ("get_ops.py: error: arch 'G': neither a preset "
-                            '(A, B, C, D, E, F) nor an existing file')
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (
+        "get_ops.py: error: arch 'G': neither a preset (A, B, C, D, E, F) "
+        'nor an existing file\n')
     with pytest.raises(SystemExit) as e:
         _main('get_ops.py')(['A', '--input-size', '1', '2', '3'])
     assert e.value.code == 2
@@ -111,3 +113,38 @@ def test_space_size_text(capsys):
     out = capsys.readouterr().out
     assert 'total:          3960359488725851308032 (3.96e+21)' in out
     assert 'non-decreasing: 332353674695147520 (3.32e+17, 0.0084% of' in out
+
+
+def test_get_ops_detector_parts_by_hand(capsys):
+    """The digits detector with the binary neck and heads, per part, against
+    hand counts; 100x100 is padded to 128x128 as mmdet pads (divisor 32)."""
+    cfg = osp.join(
+        REPO, 'configs/nasbnn_det/'
+        'faster-rcnn_nasbnn-digits-l_binary-fpn-head_6e_digits.py')
+    _main('get_ops.py')([cfg, '--input-size', '100', '--json'])
+    out = json.loads(capsys.readouterr().out)
+    assert out['input_size'] == [128, 128]
+    parts = out['parts']
+    assert list(parts) == ['backbone', 'neck', 'rpn_head', 'roi_head']
+    # FPN on strides 4, 8 (32x32, 16x16): 1x1 laterals 64->64 and 128->64,
+    # 3x3 outputs 64->64; all binary
+    neck = 64 * 64 * 32**2 + 128 * 64 * 16**2 + 9 * 64 * 64 * (32**2 + 16**2)
+    assert parts['neck'] == dict(
+        flops_m=0., int8ops_m=0., bops_m=neck / 1e6, ops_m=neck / 64e6)
+    # RPN: binary 3x3 64->64 on 4 levels, FP 1x1 predictors for 3 anchors
+    # (3 scores + 12 deltas, with bias)
+    positions = 32**2 + 16**2 + 8**2 + 4**2
+    rpn_b, rpn_f = 9 * 64 * 64 * positions, 15 * 65 * positions
+    assert parts['rpn_head']['bops_m'] == pytest.approx(rpn_b / 1e6)
+    assert parts['rpn_head']['flops_m'] == pytest.approx(rpn_f / 1e6)
+    # RoI head, 300 proposals: binary FCs 64*7*7->256->256, FP predictors
+    # 257 -> 11 classes and 40 deltas
+    roi_b, roi_f = 300 * (64 * 49 * 256 + 256 * 256), 300 * 257 * 51
+    assert parts['roi_head']['bops_m'] == pytest.approx(roi_b / 1e6)
+    assert parts['roi_head']['flops_m'] == pytest.approx(roi_f / 1e6)
+    assert out['ops_m'] == pytest.approx(
+        sum(p['ops_m'] for p in parts.values()))
+    _main('get_ops.py')([cfg, '--input-size', '128'])
+    text = capsys.readouterr().out
+    assert 'counted at 128x128 (input 128x128):' in text
+    assert text.splitlines()[-1].startswith('all but the backbone: 10.95M OPs')

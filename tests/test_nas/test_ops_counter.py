@@ -212,3 +212,36 @@ def test_detection_sizes_round_up(space, size, sizes):
     assert out_hw['stem'] == sizes[0]
     for i, stage in enumerate(load_arch('A').stages):
         assert out_hw[f'stages[{i}][{len(stage) - 1}].conv2'] == sizes[i]
+
+
+def test_report_parts_split_by_top_level_module():
+
+    class Detector(nn.Module):
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = _Toy()
+            self.neck = FakeBinaryConv(2, 4, 1, bias=False)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.backbone(x)[:, :, None, None]
+            return self.head(self.neck(y).flatten(1))
+
+    report = count_module_ops(Detector(), (3, 8, 8))
+    parts = report.parts()
+    assert list(parts) == ['backbone', 'neck', 'head']
+    assert [len(p.rows) for p in parts.values()] == [5, 1, 1]
+    # neck: 4 x 2 binary MACs; head: 3 x (4 + 1)
+    assert parts['neck'].summary() == dict(
+        flops_m=0., int8ops_m=0., bops_m=8e-6, ops_m=8e-6 / 64)
+    assert parts['head'].ops == 15
+    assert sum(p.ops for p in parts.values()) == report.ops
+    lines = report.parts_table().splitlines()
+    assert lines[0].split() == [
+        'part', 'FLOPs', '(M)', 'Int8OPs', '(M)', 'BOPs', '(M)', 'OPs', '(M)',
+        'share'
+    ]
+    assert [line.split()[0]
+            for line in lines[1:]] == ['backbone', 'neck', 'head', 'total']
+    assert lines[-1].split()[-1] == '100.0%'

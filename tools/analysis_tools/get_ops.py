@@ -8,8 +8,14 @@ ARCH is a Table 6 preset or an arch spec file (counted analytically in a
 search space), or a model config (``.py`` with a ``model``): the model is
 built and every conv/linear layer is counted by running it once at
 ``--input-size`` (binary, 8-bit and full-precision layers recognised by
-type). For a two-stage detector, the backbone, neck and RPN run on the image
-and the RoI head is counted for ``test_cfg.rpn.max_per_img`` proposals.
+type), first padded up to the model's
+``data_preprocessor.pad_size_divisor`` as the data preprocessor pads
+(mmdet's Faster R-CNN: 800x1333 is counted at 800x1344). For a two-stage
+detector, the backbone, neck and RPN run on the image and the RoI head is
+counted for ``test_cfg.rpn.max_per_img`` proposals. A model config also
+gets the totals of each top-level part (backbone, neck, rpn_head,
+roi_head...): a table after the layers, and ``"parts"`` in the JSON object.
+See ``docs/detection.md`` for the detectors' counts.
 
 Example::
 
@@ -75,10 +81,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def count_model_ops(config: str,
-                    size: Tuple[int, int],
-                    cfg_options: Optional[dict] = None) -> OpsReport:
-    """Build the model of an mm config and count it at ``size`` (H, W)."""
+def padded_size(size: Tuple[int, int], divisor: int) -> Tuple[int, int]:
+    """Round ``(H, W)`` up to multiples of ``divisor``, as mmdet pads."""
+    return tuple(-(-s // divisor) * divisor for s in size)
+
+
+def count_model_ops(
+        config: str,
+        size: Tuple[int, int],
+        cfg_options: Optional[dict] = None) -> Tuple[OpsReport, tuple]:
+    """Build the model of an mm config and count it at ``size`` (H, W).
+
+    Returns:
+        tuple: The report and the ``(H, W)`` counted: ``size`` padded to
+        the model's ``data_preprocessor.pad_size_divisor`` (if any).
+    """
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
 
@@ -92,10 +109,12 @@ def count_model_ops(config: str,
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**cfg.custom_imports)
     model = MODELS.build(cfg.model)
+    preprocessor = cfg.model.get('data_preprocessor') or {}
+    size = padded_size(size, preprocessor.get('pad_size_divisor', 1))
     roi_head = getattr(model, 'roi_head', None)
     if roi_head is None:
         forward = getattr(model, 'extract_feat', None)
-        return count_module_ops(model, (3, *size), forward)
+        return count_module_ops(model, (3, *size), forward), size
     num_rois = cfg.model.test_cfg.rpn.max_per_img
 
     def forward(image: torch.Tensor) -> None:
@@ -111,33 +130,45 @@ def count_model_ops(config: str,
         dataclasses.replace(row, macs=row.macs * num_rois)
         if row.name.startswith('roi_head.') else row for row in report.rows
     ]
-    return report
-
-
-def count_ops(args: argparse.Namespace) -> OpsReport:
-    """Count the subnet or model named by ``args.arch``."""
-    size = args.input_size
-    if size is not None and len(size) == 1:
-        size = size * 2
-    if args.arch.endswith('.py'):
-        if size is None:
-            raise ValueError('--input-size: required to count a model '
-                             'config, e.g. --input-size 800 1333')
-        return count_model_ops(args.arch, tuple(size), args.cfg_options)
-    space = SearchSpace.from_config(args.space)
-    return count_arch_ops(load_arch(args.arch), space, size)
+    return report, size
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    size = args.input_size
+    if size is not None and len(size) == 1:
+        size = size * 2
     try:
-        report = count_ops(args)
-    except ValueError as e:
-        sys.exit(f'get_ops.py: error: {e}')
+        if args.arch.endswith('.py'):
+            if size is None:
+                raise ValueError('--input-size: required to count a model '
+                                 'config, e.g. --input-size 800 1333')
+            report, counted = count_model_ops(args.arch, tuple(size),
+                                              args.cfg_options)
+        else:
+            space = SearchSpace.from_config(args.space)
+            report = count_arch_ops(load_arch(args.arch), space, size)
+    except (ValueError, FileNotFoundError) as e:
+        print(f'get_ops.py: error: {e}', file=sys.stderr)
+        sys.exit(2)
+    if not args.arch.endswith('.py'):
+        print(json.dumps(report.summary()) if args.json else report.table())
+        return
+    parts = report.parts()
     if args.json:
-        print(json.dumps(report.summary()))
-    else:
-        print(report.table())
+        summary = report.summary()
+        summary['input_size'] = list(counted)
+        summary['parts'] = {k: v.summary() for k, v in parts.items()}
+        print(json.dumps(summary))
+        return
+    print(report.table())
+    print(f'\ncounted at {counted[0]}x{counted[1]} (input '
+          f'{size[0]}x{size[1]}):')
+    print(report.parts_table())
+    if 'backbone' in parts and len(parts) > 1:
+        rest = report.ops - parts['backbone'].ops
+        print(f'all but the backbone: {rest / 1e6:.2f}M OPs = '
+              f'{rest / parts["backbone"].ops:.2f} x the backbone')
 
 
 if __name__ == '__main__':

@@ -37,7 +37,7 @@ def format_precision_map(model: nn.Module) -> str:
 
     Example output::
 
-        precision map: backbone: 1 8-bit, 24 binary | neck: 6 FP32 | ...
+        precision map: backbone: 24 binary, 1 8-bit | neck: 6 FP32 | ...
           backbone.stem.conv  8-bit  LSQConv2d
     """
     rows = precision_map(model)
@@ -45,8 +45,10 @@ def format_precision_map(model: nn.Module) -> str:
     for name, precision, _ in rows:
         part = counts.setdefault(name.split('.')[0], OrderedDict())
         part[precision] = part.get(precision, 0) + 1
-    summary = ' | '.join(f'{part}: ' + ', '.join(f'{n} {p}'
-                                                 for p, n in kinds.items())
+    # precisions in the order of PRECISIONS: binary, 8-bit, FP32
+    summary = ' | '.join(f'{part}: ' +
+                         ', '.join(f'{kinds[p]} {p}'
+                                   for p in PRECISIONS.values() if p in kinds)
                          for part, kinds in counts.items())
     width = max((len(name) for name, _, _ in rows), default=0)
     lines = [f'precision map: {summary}']
