@@ -4,7 +4,8 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODEL_WRAPPERS
+from mmengine.model import BaseModel
+from mmengine.registry import MODEL_WRAPPERS, MODELS
 from torch.nn.parallel import DistributedDataParallel
 
 from .errors import UserError
@@ -60,6 +61,38 @@ def _use_cpu_ddp(cfg: Config) -> None:
         wrapper.setdefault('device_ids', None)
 
 
+def _check_wrapper_runs_train_step(cfg: Config) -> None:
+    """Refuse DDP around a model with its own ``train_step``.
+
+    ``DistributedDataParallel.train_step`` calls the model's ``forward``
+    only, so an algorithm whose ``train_step`` does the work (the sandwich
+    rule of ``SandwichSupernet``) would silently train something else.
+
+    Raises:
+        UserError: Naming the model and the wrapper to set.
+    """
+    model_type = cfg.get('model', {}).get('type', None)
+    if isinstance(model_type, str):
+        with MODELS.switch_scope_and_registry(cfg.get('default_scope',
+                                                      None)) as registry:
+            model_cls = registry.get(model_type)
+    else:
+        model_cls = model_type
+    if not isinstance(model_cls, type) or \
+            model_cls.train_step is BaseModel.train_step:
+        return
+    wrapper = (cfg.get('model_wrapper_cfg', None)
+               or {}).get('type', _DEFAULT_WRAPPER)
+    wrapper_cls = MODEL_WRAPPERS.get(wrapper)
+    if isinstance(wrapper_cls, type) and issubclass(wrapper_cls,
+                                                    DistributedDataParallel):
+        raise UserError(
+            f'model_wrapper_cfg: {model_cls.__name__} trains in its own '
+            f'train_step, which {wrapper} bypasses under --launcher; set a '
+            'wrapper that runs it, e.g. model_wrapper_cfg=dict('
+            "type='nasbnn_mm.SandwichDataParallel')")
+
+
 def apply_common_args(cfg: Config,
                       config_path: str,
                       work_dir: Optional[str] = None,
@@ -67,10 +100,11 @@ def apply_common_args(cfg: Config,
                       launcher: str = 'none') -> Config:
     """Apply the options every tool shares to ``cfg`` (in place).
 
-    On a machine without CUDA a distributed run (``launcher != 'none'``)
-    communicates through gloo and DDP wraps the CPU model (see
-    :func:`_use_cpu_ddp`), so a config runs under torchrun as it would on
-    GPUs.
+    A distributed run (``launcher != 'none'``) of a model with its own
+    ``train_step`` needs a wrapper that runs it (not DDP). On a machine
+    without CUDA it communicates through gloo and DDP wraps the CPU model
+    (see :func:`_use_cpu_ddp`), so a config runs under torchrun as it would
+    on GPUs.
 
     Args:
         cfg (Config): The loaded config.
@@ -84,7 +118,8 @@ def apply_common_args(cfg: Config,
         Config: ``cfg``.
 
     Raises:
-        UserError: If ``cfg_options`` do not fit the config.
+        UserError: If ``cfg_options`` do not fit the config, or DDP would
+            bypass the model's ``train_step``.
     """
     cfg.launcher = launcher
     if cfg_options is not None:
@@ -97,6 +132,8 @@ def apply_common_args(cfg: Config,
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
+    if launcher != 'none':
+        _check_wrapper_runs_train_step(cfg)
     if launcher != 'none' and not torch.cuda.is_available():
         dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
         # NCCL needs GPUs: CPU-only runs communicate through gloo.

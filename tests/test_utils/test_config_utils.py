@@ -75,3 +75,23 @@ def test_check_out_file(tmp_path):
         check_out_file(str(tmp_path / 'none' / 'r.pkl'), '--out')
     with pytest.raises(UserError, match='is a folder'):
         check_out_file(str(tmp_path), '--out')
+
+
+@pytest.mark.parametrize('wrapper', [None, 'MMDistributedDataParallel'])
+def test_ddp_around_an_own_train_step_is_refused(wrapper):
+    """DDP calls forward only: the sandwich rule would silently not run."""
+    cfg = Config(
+        dict(
+            default_scope='nasbnn_mm',
+            model=dict(
+                type='SandwichSupernet',
+                backbone=dict(type='SuperBNN', search_space='nasbnn_digits'))))
+    if wrapper is not None:
+        cfg.model_wrapper_cfg = dict(type=wrapper)
+    with pytest.raises(
+            UserError,
+            match=r'^model_wrapper_cfg: SandwichSupernet trains in its own '
+            r'train_step, .*SandwichDataParallel'):
+        apply_common_args(cfg, 'x.py', launcher='pytorch')
+    cfg.model_wrapper_cfg = dict(type='nasbnn_mm.SandwichDataParallel')
+    apply_common_args(cfg, 'x.py', launcher='pytorch')
