@@ -17,9 +17,9 @@ from .width_fitness import width_fitness
 
 __all__ = [
     'DEFAULT_SPACE', 'BUILTIN_SPACES', 'LayerSpace', 'StageSpace',
-    'SearchSpace', 'PRESETS', 'LayerSpec', 'ArchSpec', 'ArchType', 'parse_arch',
-    'format_arch', 'load_arch', 'dump_arch', 'validate_arch', 'OPS_KINDS',
-    'OPS_DIVISORS', 'OpsRow', 'OpsReport', 'count_arch_ops',
+    'SearchSpace', 'PRESETS', 'LayerSpec', 'ArchSpec', 'ArchType',
+    'parse_arch', 'format_arch', 'load_arch', 'dump_arch', 'validate_arch',
+    'OPS_KINDS', 'OPS_DIVISORS', 'OpsRow', 'OpsReport', 'count_arch_ops',
     'count_module_ops', 'RandomGenerator', 'ops_bounds', 'sample_smallest',
     'sample_largest', 'sample_random', 'sample_in_ops_range', 'mutate',
     'crossover', 'WidthCost', 'count_width_cost', 'width_fitness'

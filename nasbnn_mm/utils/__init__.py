@@ -13,7 +13,6 @@ __all__ = [
     'ConfigType', 'OptConfigType', 'MultiConfig', 'OptMultiConfig',
     'apply_common_args', 'init_cpu_process_group', 'all_reduce_gradients',
     'broadcast_tensors', 'UserError', 'CheckpointError', 'CheckpointType',
-    'read_checkpoint', 'extract_state_dict', 'checkpoint_meta',
-    'file_digest', 'save_atomic', 'unwrap_model', 'python_rng_state',
-    'set_python_rng_state'
+    'read_checkpoint', 'extract_state_dict', 'checkpoint_meta', 'file_digest',
+    'save_atomic', 'unwrap_model', 'python_rng_state', 'set_python_rng_state'
 ]
