@@ -15,7 +15,8 @@ from .binary_conv import (EXT_MISSING_MESSAGE, available_kernel_paths,
                           unpack_activation_ref, unpack_bits_flat,
                           unpack_weight_ref)
 # yapf: enable
-from .fused import (binary_conv2d_pack, binary_conv2d_pack_ref, rprelu_pack,
+from .fused import (BinaryConvParams, binary_block, binary_block_ref,
+                    binary_conv2d_pack, binary_conv2d_pack_ref, rprelu_pack,
                     rprelu_pack_ref)
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     'binary_conv2d', 'binary_gemm', 'pack_activation_ref',
     'unpack_activation_ref', 'pack_weight_ref', 'unpack_weight_ref',
     'binary_conv2d_ref', 'binary_gemm_ref', 'pack_bits_flat',
-    'unpack_bits_flat', 'binary_conv2d_pack', 'binary_conv2d_pack_ref',
+    'unpack_bits_flat', 'BinaryConvParams', 'binary_conv2d_pack',
+    'binary_conv2d_pack_ref', 'binary_block', 'binary_block_ref',
     'rprelu_pack', 'rprelu_pack_ref'
 ]

@@ -8,13 +8,17 @@ pack it and no separate kernel call is needed:
 
 - :func:`binary_conv2d_pack`: :func:`binary_conv2d` plus the packed signs
   of ``out + pack_bias`` for a convolution of ``pack_groups`` groups;
+- :func:`binary_block`: a whole separable block (k×k conv, then 1×1
+  conv, each with its folded BN, shortcut and RPReLU) in one call; where
+  there are enough output rows per thread, the intermediate map stays in
+  per-thread row buffers (the 1×1 conv needs one row at a time);
 - :func:`rprelu_pack`: the stem's RPReLU on its (N, C, H, W) map, written
   in channels_last memory, plus the packed signs of the first block.
 
 Each has a pure-PyTorch reference (``*_ref``) that runs the unfused steps;
 the results are bitwise equal.
 """
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -23,9 +27,27 @@ from .binary_conv import (binary_conv2d_ref, block_weight, load_ext,
                           pack_activation_ref)
 
 __all__ = [
-    'binary_conv2d_pack', 'binary_conv2d_pack_ref', 'rprelu_pack',
-    'rprelu_pack_ref'
+    'BinaryConvParams', 'binary_conv2d_pack', 'binary_conv2d_pack_ref',
+    'binary_block', 'binary_block_ref', 'rprelu_pack', 'rprelu_pack_ref'
 ]
+
+
+class BinaryConvParams(NamedTuple):
+    """A binary convolution with its fused epilogue, as the ops take it.
+
+    ``weight`` is the blocked form (:func:`block_weight`) for the kernels
+    or the canonical (C_out, K, K, Wg) form for the references; the other
+    fields are the arguments of :func:`binary_conv2d` of the same names.
+    """
+    weight: Tensor
+    in_channels: int
+    out_channels: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    scale: Optional[Tensor] = None
+    bias: Optional[Tensor] = None
+    act: Optional[Tuple[Tensor, Tensor, Tensor]] = None
 
 
 def binary_conv2d_pack(
@@ -111,6 +133,77 @@ def binary_conv2d_pack_ref(
                             padding, groups, scale, bias, residual, act,
                             pool_residual)
     return out, pack_activation_ref(out, pack_groups, pack_bias)
+
+
+def binary_block(
+        x_packed: Tensor,
+        x: Tensor,
+        conv1: BinaryConvParams,
+        conv2: BinaryConvParams,
+        sign2_bias: Optional[Tensor] = None,
+        pool_residual: bool = False,
+        pack_groups: int = 0,
+        pack_bias: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+    """A binary separable block of NAS-BNN in one call.
+
+    ``out = conv1(x_packed) + shortcut(x)`` (RPReLU), then ``conv2(sign(out
+    + sign2_bias)) + out`` (channel-tiled, RPReLU): the same as
+    :func:`binary_conv2d_pack` for ``conv1`` (``pack_groups=1``,
+    ``pack_bias=sign2_bias``) followed by :func:`binary_conv2d` (or
+    :func:`binary_conv2d_pack` with ``pack_groups``) for ``conv2``, bitwise.
+
+    Args:
+        x_packed (Tensor): (N, H, W, G1 * Wg) uint64, the packed signs of
+            the block input for ``conv1``.
+        x (Tensor): (N, C, H, W) float32 block input (the shortcut),
+            channels_last memory avoids a copy.
+        conv1 (BinaryConvParams): The k×k conv, C -> C, blocked weight.
+        conv2 (BinaryConvParams): The 1×1 conv, C -> C_out, groups 1.
+        sign2_bias (Tensor, optional): (C, ) shift of the sign before
+            ``conv2``. Defaults to None.
+        pool_residual (bool): The shortcut of ``conv1`` is the 2×2 average
+            pool of ``x`` (stride-2 blocks). Defaults to False.
+        pack_groups (int): Also return the output's signs packed for a
+            convolution of this many groups (the next block's); 0: no.
+            Defaults to 0.
+        pack_bias (Tensor, optional): (C_out, ) shift of that sign.
+            Defaults to None.
+
+    Returns:
+        tuple[Tensor, Tensor | None]: (N, C_out, OH, OW) float32 in
+        channels_last memory, and the packed signs or None.
+    """
+    act1 = conv1.act if conv1.act is not None else (None, None, None)
+    act2 = conv2.act if conv2.act is not None else (None, None, None)
+    out, packed = load_ext().binary_block(
+        x_packed, x, conv1.weight, conv1.stride, conv1.padding, conv1.scale,
+        conv1.bias, *act1, pool_residual, sign2_bias, conv2.weight,
+        conv2.out_channels, conv2.scale, conv2.bias, *act2, pack_groups,
+        pack_bias)
+    return out, packed
+
+
+def binary_block_ref(
+        x_packed: Tensor,
+        x: Tensor,
+        conv1: BinaryConvParams,
+        conv2: BinaryConvParams,
+        sign2_bias: Optional[Tensor] = None,
+        pool_residual: bool = False,
+        pack_groups: int = 0,
+        pack_bias: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+    """Pure-PyTorch :func:`binary_block` (canonical weights)."""
+    out, out_packed = binary_conv2d_pack_ref(
+        x_packed,
+        **conv1._asdict(),
+        residual=x,
+        pool_residual=pool_residual,
+        pack_groups=1,
+        pack_bias=sign2_bias)
+    out2 = binary_conv2d_ref(out_packed, **conv2._asdict(), residual=out)
+    if not pack_groups:
+        return out2, None
+    return out2, pack_activation_ref(out2, pack_groups, pack_bias)
 
 
 def rprelu_pack(x: Tensor,

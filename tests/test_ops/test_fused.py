@@ -167,3 +167,85 @@ def test_rprelu_pack_bitwise(path, channels_last_input):
     assert torch.equal(packed.view(torch.int64), ref_packed.view(torch.int64))
     with pytest.raises(RuntimeError, match='not divisible by pack_groups'):
         fused.rprelu_pack(x, params, 5)
+
+
+def block_case(gen, cin, cout, k, groups, stride, hw, batch):
+    """A block's packed input, float input and both convs (blocked for the
+    kernels, canonical for the reference)."""
+
+    def conv(c_in, c_out, kernel, g, s):
+        weight = ops.pack_weight(
+            torch.randn(c_out, c_in // g, kernel, kernel, generator=gen), g)
+        params = dict(
+            in_channels=c_in,
+            out_channels=c_out,
+            stride=s,
+            padding=kernel // 2,
+            groups=g,
+            scale=torch.rand(c_out, generator=gen),
+            bias=torch.randn(c_out, generator=gen),
+            act=(torch.randn(c_out,
+                             generator=gen), torch.rand(c_out, generator=gen),
+                 torch.randn(c_out, generator=gen)))
+        return (fused.BinaryConvParams(ops.block_weight(weight, g), **params),
+                fused.BinaryConvParams(weight, **params))
+
+    x = channels_last(torch.randn(batch, cin, hw, hw, generator=gen))
+    shift = torch.randn(cin, generator=gen) * 0.3
+    return (ops.pack_activation(x, groups,
+                                shift), x, conv(cin, cin, k, groups, stride),
+            conv(cin, cout, 1, 1, 1), torch.randn(cin, generator=gen) * 0.3)
+
+
+# (C_in, C_out, k, groups, stride, hw, batch, pack_groups)
+BLOCKS = [
+    (48, 48, 3, 1, 1, 20, 1, 2),
+    (48, 96, 3, 2, 2, 22, 2, 4),
+    (96, 192, 5, 4, 1, 6, 1, 0),
+    (64, 64, 3, 8, 2, 8, 1, 1),
+    (24, 40, 3, 3, 1, 17, 1, 2),
+    (20, 36, 3, 2, 1, 9, 2, 3),
+]
+
+
+@pytest.mark.parametrize('case', BLOCKS)
+def test_binary_block_bitwise(path, case):
+    """One call per block (row buffers where rows suffice, else two passes
+    inside the call) equals the two unfused convolutions, at 1-3 threads.
+    """
+    cin, cout, k, groups, stride, hw, batch, pack_groups = case
+    gen = torch.Generator().manual_seed(cin * hw + k)
+    x_packed, x, (conv1, ref1), (conv2, ref2), sign2 = block_case(
+        gen, cin, cout, k, groups, stride, hw, batch)
+    pack_bias = torch.randn(cout, generator=gen) * 0.3 if pack_groups else None
+    ref_out, ref_packed = fused.binary_block_ref(x_packed, x, ref1, ref2,
+                                                 sign2, stride == 2,
+                                                 pack_groups, pack_bias)
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            out, packed = fused.binary_block(x_packed, x, conv1, conv2, sign2,
+                                             stride == 2, pack_groups,
+                                             pack_bias)
+            assert torch.equal(out, ref_out), t
+            assert out.is_contiguous(memory_format=torch.channels_last)
+            if pack_groups:
+                assert torch.equal(
+                    packed.view(torch.int64), ref_packed.view(torch.int64))
+            else:
+                assert packed is None
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_binary_block_errors():
+    gen = torch.Generator().manual_seed(5)
+    x_packed, x, (conv1, _), (conv2,
+                              _), sign2 = block_case(gen, 16, 16, 3, 1, 1, 6,
+                                                     1)
+    with pytest.raises(RuntimeError, match='must be 1x1 with groups 1'):
+        fused.binary_block(x_packed, x, conv1, conv1._replace(in_channels=16),
+                           sign2)
+    with pytest.raises(RuntimeError, match='block input must be'):
+        fused.binary_block(x_packed, x[0], conv1, conv2, sign2)

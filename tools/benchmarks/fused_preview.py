@@ -2,10 +2,11 @@
 
 :class:`FusedForward` runs the layers of a :class:`PackedNASBNN` the way
 the deploy model is to run them once it adopts :mod:`nasbnn_mm.ops.fused`
-(issue 17, next phase): every binary convolution also writes the packed
-signs of the next one's input, the stride-2 shortcut is pooled in the
-epilogue, the stem's RPReLU writes channels_last float and packed signs in
-one pass, and the stem's quantized weight is computed once. Its logits are
+(issue 17, next phase): one :func:`binary_block` call per block (the
+stride-2 shortcut pooled in the epilogue, the intermediate map in row
+buffers, the packed signs of the next block's input written with the
+output), the stem's RPReLU writing channels_last float and packed signs in
+one pass, and the stem's quantized weight computed once. Its logits are
 bitwise equal to :meth:`PackedNASBNN.logits` (checked by
 :meth:`FusedForward.check`).
 """
@@ -16,16 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasbnn_mm.deploy import PackedNASBNN
-from nasbnn_mm.ops import binary_conv2d, binary_conv2d_pack, rprelu_pack
+from nasbnn_mm.ops import BinaryConvParams, binary_block, rprelu_pack
 
 __all__ = ['FusedForward']
 
 
-def _conv_args(conv) -> Tuple:
-    """Positional arguments of a packed conv for the fused ops, before the
-    residual."""
-    return (conv.blocked_weight(), conv.in_channels, conv.out_channels,
-            conv.stride, conv.padding, conv.groups, conv.scale, conv.bias)
+def _params(conv) -> BinaryConvParams:
+    """The fused ops' view of a packed conv module."""
+    return BinaryConvParams(conv.blocked_weight(), conv.in_channels,
+                            conv.out_channels, conv.stride, conv.padding,
+                            conv.groups, conv.scale, conv.bias, conv._act())
 
 
 class FusedForward:
@@ -44,16 +45,14 @@ class FusedForward:
             self.stem_weight = stem.conv.weight_quantizer(stem.conv.weight)
         blocks = [block for stage in model.stages for block in stage]
         self.first = (blocks[0].conv1.groups, blocks[0].sign1.bias)
-        # Per block: conv1 args, its RPReLU, pool flag, sign2 shift, conv2
-        # args, its RPReLU, and the next block's (groups, shift) or None.
+        # Per block: the arguments of binary_block after its inputs.
         self.blocks: List[Tuple] = []
         for i, block in enumerate(blocks):
             nxt = blocks[i + 1] if i + 1 < len(blocks) else None
             self.blocks.append(
-                (_conv_args(block.conv1), block.conv1._act(),
-                 block.stride == 2, block.sign2.bias, _conv_args(block.conv2),
-                 block.conv2._act(), None if nxt is None else
-                 (nxt.conv1.groups, nxt.sign1.bias)))
+                (_params(block.conv1), _params(block.conv2), block.sign2.bias,
+                 block.stride == 2, 0 if nxt is None else nxt.conv1.groups,
+                 None if nxt is None else nxt.sign1.bias))
 
     @torch.no_grad()
     def __call__(self, x: Tensor) -> Tensor:
@@ -65,25 +64,8 @@ class FusedForward:
         act = stem.act
         feat, packed = rprelu_pack(y, (act.bias_in, act.weight, act.bias_out),
                                    *self.first)
-        for conv1, act1, pool, sign2, conv2, act2, nxt in self.blocks:
-            out, out_packed = binary_conv2d_pack(
-                packed,
-                *conv1,
-                feat,
-                act1,
-                pool_residual=pool,
-                pack_groups=1,
-                pack_bias=sign2)
-            if nxt is None:
-                feat = binary_conv2d(out_packed, *conv2, out, act2)
-            else:
-                feat, packed = binary_conv2d_pack(
-                    out_packed,
-                    *conv2,
-                    out,
-                    act2,
-                    pack_groups=nxt[0],
-                    pack_bias=nxt[1])
+        for args in self.blocks:
+            feat, packed = binary_block(packed, feat, *args)
         return self.model.fc(F.adaptive_avg_pool2d(feat, 1).flatten(1))
 
     def check(self, x: Tensor) -> None:

@@ -41,6 +41,9 @@ struct ConvArgs {
   int64_t out_channels, out_channels_g, out_blocks;
   int64_t kernel, stride, padding;
   int64_t out_h, out_w;
+  // conv_rows writes output row r (of N * OH) at row r - out_row0 of out
+  // and packed_out (a buffer of some rows); 0 for whole maps.
+  int64_t out_row0;
   // Epilogue per output channel oc, each step only if its pointer is set:
   //   v = dot * scale[oc] + bias[oc] + res(pixel, oc % res_channels)
   //   v = v + act_bias_in[oc]; v = v > 0 ? v : v * act_weight[oc];

@@ -153,6 +153,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("packed_out") = py::none(),
         "XNOR-popcount convolution of packed NHWC activations; returns "
         "(out, packed signs of the output or None).");
+  m.def("binary_block", &nasbnn::binary_block, py::arg("x"),
+        py::arg("residual"), py::arg("weight1"), py::arg("stride1"),
+        py::arg("padding1"), py::arg("scale1"), py::arg("bias1"),
+        py::arg("act1_bias_in"), py::arg("act1_weight"),
+        py::arg("act1_bias_out"), py::arg("pool_residual"),
+        py::arg("sign2_bias"), py::arg("weight2"), py::arg("out_channels"),
+        py::arg("scale2"), py::arg("bias2"), py::arg("act2_bias_in"),
+        py::arg("act2_weight"), py::arg("act2_bias_out"),
+        py::arg("pack_groups") = 0, py::arg("pack_bias") = py::none(),
+        "A binary separable block (k x k conv, then 1x1 conv) of packed "
+        "input x and float block input residual; returns (out, packed "
+        "signs of the output or None).");
   m.def("rprelu_pack", &nasbnn::rprelu_pack, py::arg("x"),
         py::arg("act_bias_in"), py::arg("act_weight"),
         py::arg("act_bias_out"), py::arg("pack_groups") = 1,

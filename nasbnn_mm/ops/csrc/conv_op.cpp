@@ -12,6 +12,25 @@ namespace {
 // Pixels per work unit of the 1x1 GEMM path.
 constexpr int64_t kGemmUnit = 64;
 
+// The float output (N, C, OH, OW) in channels_last memory, or the checked
+// given one.
+Tensor float_output(const OptTensor& out, const Tensor& like, int64_t n,
+                    int64_t c, int64_t oh, int64_t ow) {
+  if (!given(out))
+    return at::empty({n, c, oh, ow},
+                     like.options().dtype(at::kFloat).memory_format(
+                         at::MemoryFormat::ChannelsLast));
+  TORCH_CHECK(out->device().is_cpu() && out->scalar_type() == at::kFloat &&
+                  out->sizes() == at::IntArrayRef({n, c, oh, ow}) &&
+                  out->is_contiguous(at::MemoryFormat::ChannelsLast),
+              "binary_conv2d: out must be a float32 CPU tensor (", n, ", ",
+              c, ", ", oh, ", ", ow, ") in channels_last memory, got ",
+              out->scalar_type(), " ", out->sizes());
+  return *out;
+}
+
+}  // namespace
+
 // Runs a convolution on torch's intra-op threads. Work units are output
 // rows (GEMM path: kGemmUnit pixels); where there are fewer than 8 units
 // per thread (small maps, batch 1) each unit is also split along the
@@ -51,33 +70,14 @@ void run_conv(const Kernels& kern, const ConvArgs& args, bool gemm) {
   });
 }
 
-// The float output (N, C, OH, OW) in channels_last memory, or the checked
-// given one.
-Tensor float_output(const OptTensor& out, const Tensor& like, int64_t n,
-                    int64_t c, int64_t oh, int64_t ow) {
-  if (!given(out))
-    return at::empty({n, c, oh, ow},
-                     like.options().dtype(at::kFloat).memory_format(
-                         at::MemoryFormat::ChannelsLast));
-  TORCH_CHECK(out->device().is_cpu() && out->scalar_type() == at::kFloat &&
-                  out->sizes() == at::IntArrayRef({n, c, oh, ow}) &&
-                  out->is_contiguous(at::MemoryFormat::ChannelsLast),
-              "binary_conv2d: out must be a float32 CPU tensor (", n, ", ",
-              c, ", ", oh, ", ", ow, ") in channels_last memory, got ",
-              out->scalar_type(), " ", out->sizes());
-  return *out;
-}
-
-}  // namespace
-
-std::tuple<Tensor, Tensor> binary_conv2d(
-    const Tensor& x, const Tensor& weight, int64_t in_channels,
-    int64_t out_channels, int64_t stride, int64_t padding,
-    const OptTensor& scale, const OptTensor& bias, const OptTensor& residual,
-    const OptTensor& act_bias_in, const OptTensor& act_weight,
-    const OptTensor& act_bias_out, bool pool_residual, int64_t pack_groups,
-    const OptTensor& pack_bias, const OptTensor& out,
-    const OptTensor& packed_out) {
+ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
+                   int64_t out_channels, int64_t stride, int64_t padding,
+                   const OptTensor& scale, const OptTensor& bias,
+                   const OptTensor& residual, const OptTensor& act_bias_in,
+                   const OptTensor& act_weight,
+                   const OptTensor& act_bias_out, bool pool_residual,
+                   int64_t pack_groups, const OptTensor& pack_bias,
+                   const OptTensor& out, const OptTensor& packed_out) {
   check_packed(x, "binary_conv2d: x");
   check_packed(weight, "binary_conv2d: weight");
   TORCH_CHECK(x.dim() == 4, "binary_conv2d: x must be (N, H, W, G * Wg), ",
@@ -166,8 +166,12 @@ std::tuple<Tensor, Tensor> binary_conv2d(
                 "binary_conv2d: packed_out and pack_bias need pack_groups "
                 ">= 1");
   }
-  const bool gemm = k == 1 && stride == 1 && padding == 0 && !pool_residual;
-  const ConvArgs args{
+  ConvPlan plan;
+  plan.gemm = k == 1 && stride == 1 && padding == 0 && !pool_residual;
+  plan.out = result;
+  plan.packed = packed;
+  plan.residual = res_c;
+  plan.args = ConvArgs{
       u64(x),
       u64(weight),
       result.data_ptr<float>(),
@@ -175,7 +179,7 @@ std::tuple<Tensor, Tensor> binary_conv2d(
       groups, words, in_g,
       out_channels, out_g, weight.size(1),
       k, stride, padding,
-      oh, ow,
+      oh, ow, 0,
       channel_vector(scale, out_channels, "binary_conv2d: scale"),
       channel_vector(bias, out_channels, "binary_conv2d: bias"),
       res_c.defined() ? res_c.data_ptr<float>() : nullptr,
@@ -184,15 +188,35 @@ std::tuple<Tensor, Tensor> binary_conv2d(
       fused_pack ? reinterpret_cast<uint8_t*>(packed.data_ptr()) : nullptr,
       fused_pack ? p_bias : nullptr,
       pack_g, pack_words, pack_groups * pack_words * 8};
-  const Kernels& kern = active_kernels();
-  run_conv(kern, args, gemm);
-  if (packed.defined() && !fused_pack) {
-    const PackArgs pack{result.data_ptr<float>(), p_bias,
-                        reinterpret_cast<uint64_t*>(packed.data_ptr()),
-                        out_channels, pack_groups, pack_g, pack_words};
-    pack_pixels_parallel(kern, pack, n * oh * ow);
-  }
-  return {result, packed};
+  plan.pack_after = packed.defined() && !fused_pack;
+  if (plan.pack_after)
+    plan.pack = PackArgs{result.data_ptr<float>(), p_bias,
+                         reinterpret_cast<uint64_t*>(packed.data_ptr()),
+                         out_channels, pack_groups, pack_g, pack_words};
+  return plan;
+}
+
+void run_plan(const Kernels& kern, const ConvPlan& plan) {
+  run_conv(kern, plan.args, plan.gemm);
+  if (plan.pack_after)
+    pack_pixels_parallel(kern, plan.pack,
+                         plan.args.batch * plan.args.out_h * plan.args.out_w);
+}
+
+std::tuple<Tensor, Tensor> binary_conv2d(
+    const Tensor& x, const Tensor& weight, int64_t in_channels,
+    int64_t out_channels, int64_t stride, int64_t padding,
+    const OptTensor& scale, const OptTensor& bias, const OptTensor& residual,
+    const OptTensor& act_bias_in, const OptTensor& act_weight,
+    const OptTensor& act_bias_out, bool pool_residual, int64_t pack_groups,
+    const OptTensor& pack_bias, const OptTensor& out,
+    const OptTensor& packed_out) {
+  const ConvPlan plan =
+      plan_conv(x, weight, in_channels, out_channels, stride, padding, scale,
+                bias, residual, act_bias_in, act_weight, act_bias_out,
+                pool_residual, pack_groups, pack_bias, out, packed_out);
+  run_plan(active_kernels(), plan);
+  return {plan.out, plan.packed};
 }
 
 }  // namespace nasbnn

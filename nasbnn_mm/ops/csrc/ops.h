@@ -37,6 +37,32 @@ Tensor packed_output(const OptTensor& given_out, int64_t n, int64_t h,
                      int64_t w, int64_t words_per_pixel, bool zero,
                      const char* name);
 
+// A checked binary convolution: its kernel arguments, its outputs and how
+// its packed output is made (in the epilogue, or a pass after).
+struct ConvPlan {
+  ConvArgs args;
+  Tensor out, packed, residual;  // residual: the contiguous one args reads
+  bool gemm;                     // the 1x1 GEMM path
+  bool pack_after;               // packing not fused: run `pack` after
+  PackArgs pack;
+};
+
+// Checks the arguments of binary_conv2d and allocates its outputs.
+ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
+                   int64_t out_channels, int64_t stride, int64_t padding,
+                   const OptTensor& scale, const OptTensor& bias,
+                   const OptTensor& residual, const OptTensor& act_bias_in,
+                   const OptTensor& act_weight,
+                   const OptTensor& act_bias_out, bool pool_residual,
+                   int64_t pack_groups, const OptTensor& pack_bias,
+                   const OptTensor& out, const OptTensor& packed_out);
+
+// Runs a plan on torch's threads.
+void run_plan(const Kernels& kern, const ConvPlan& plan);
+
+// The work split of a convolution over torch's threads (see conv_op.cpp).
+void run_conv(const Kernels& kern, const ConvArgs& args, bool gemm);
+
 std::tuple<Tensor, Tensor> binary_conv2d(
     const Tensor& x, const Tensor& weight, int64_t in_channels,
     int64_t out_channels, int64_t stride, int64_t padding,
@@ -45,6 +71,17 @@ std::tuple<Tensor, Tensor> binary_conv2d(
     const OptTensor& act_bias_out, bool pool_residual, int64_t pack_groups,
     const OptTensor& pack_bias, const OptTensor& out,
     const OptTensor& packed_out);
+
+std::tuple<Tensor, Tensor> binary_block(
+    const Tensor& x, const Tensor& residual, const Tensor& weight1,
+    int64_t stride1, int64_t padding1, const OptTensor& scale1,
+    const OptTensor& bias1, const OptTensor& act1_bias_in,
+    const OptTensor& act1_weight, const OptTensor& act1_bias_out,
+    bool pool_residual, const OptTensor& sign2_bias, const Tensor& weight2,
+    int64_t out_channels, const OptTensor& scale2, const OptTensor& bias2,
+    const OptTensor& act2_bias_in, const OptTensor& act2_weight,
+    const OptTensor& act2_bias_out, int64_t pack_groups,
+    const OptTensor& pack_bias);
 
 std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        const Tensor& act_bias_in,

@@ -1,0 +1,78 @@
+// binary_block of nasbnn_mm._ext: a whole binary separable block of
+// NAS-BNN, k x k conv (+ shortcut, RPReLU) then 1x1 conv (+ shortcut,
+// RPReLU), in one call. Where the threads have enough output rows, the
+// intermediate map never leaves a per-thread row buffer: each row of the
+// k x k conv is written there with its packed signs, and the 1x1 conv
+// reads it right away (it needs that row only).
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+#include "ops.h"
+
+namespace nasbnn {
+
+std::tuple<Tensor, Tensor> binary_block(
+    const Tensor& x, const Tensor& residual, const Tensor& weight1,
+    int64_t stride1, int64_t padding1, const OptTensor& scale1,
+    const OptTensor& bias1, const OptTensor& act1_bias_in,
+    const OptTensor& act1_weight, const OptTensor& act1_bias_out,
+    bool pool_residual, const OptTensor& sign2_bias, const Tensor& weight2,
+    int64_t out_channels, const OptTensor& scale2, const OptTensor& bias2,
+    const OptTensor& act2_bias_in, const OptTensor& act2_weight,
+    const OptTensor& act2_bias_out, int64_t pack_groups,
+    const OptTensor& pack_bias) {
+  TORCH_CHECK(residual.dim() == 4,
+              "binary_block: the block input must be (N, C, H, W), got ",
+              residual.sizes());
+  TORCH_CHECK(weight2.dim() == 6 && weight2.size(0) == 1 &&
+                  weight2.size(2) == 1,
+              "binary_block: the second conv must be 1x1 with groups 1, ",
+              "got a blocked weight of shape ", weight2.sizes());
+  const int64_t channels = residual.size(1);
+  const ConvPlan plan1 = plan_conv(
+      x, weight1, channels, channels, stride1, padding1, scale1, bias1,
+      residual, act1_bias_in, act1_weight, act1_bias_out, pool_residual, 1,
+      sign2_bias, c10::nullopt, c10::nullopt);
+  const ConvPlan plan2 = plan_conv(
+      plan1.packed, weight2, channels, out_channels, 1, 0, scale2, bias2,
+      plan1.out, act2_bias_in, act2_weight, act2_bias_out, false,
+      pack_groups, pack_bias, c10::nullopt, c10::nullopt);
+  const Kernels& kern = active_kernels();
+  const ConvArgs& a1 = plan1.args;
+  const ConvArgs& a2 = plan2.args;
+  const int64_t rows = a1.batch * a1.out_h, ow = a1.out_w;
+  const int64_t threads = at::get_num_threads();
+  // Row buffers need the k x k conv's signs packed in its epilogue, and
+  // enough rows to keep every thread busy without splitting the blocks.
+  if (plan1.pack_after || (threads > 1 && rows < 8 * threads)) {
+    run_plan(kern, plan1);
+    run_plan(kern, plan2);
+    return {plan2.out, plan2.packed};
+  }
+  const int64_t blocks1 = a1.groups * a1.out_blocks;
+  const int64_t blocks2 = a2.groups * a2.out_blocks;
+  const int64_t row_words = ow * a2.groups * a2.words;
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> out1(ow * a1.out_channels);
+    // Zero once: the padding bits past the channels are never written.
+    std::vector<uint64_t> packed1(row_words, 0);
+    ConvArgs r1 = a1, r2 = a2;
+    r1.out = out1.data();
+    r1.packed_out = reinterpret_cast<uint8_t*>(packed1.data());
+    r2.x = packed1.data();
+    r2.residual = out1.data();
+    for (int64_t r = begin; r < end; ++r) {
+      r1.out_row0 = r;
+      kern.conv_rows(r1, r, r + 1, 0, blocks1);
+      r2.out = a2.out + r * ow * a2.out_channels;
+      if (a2.packed_out)
+        r2.packed_out = a2.packed_out + r * ow * a2.pack_pixel_bytes;
+      kern.gemm_rows(r2, 0, ow, 0, blocks2);
+      if (plan2.pack_after) kern.pack_pixels(plan2.pack, r * ow, (r + 1) * ow);
+    }
+  });
+  return {plan2.out, plan2.packed};
+}
+
+}  // namespace nasbnn
