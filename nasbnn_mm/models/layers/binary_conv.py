@@ -22,8 +22,9 @@ from .activations import RSign, sign_forward
 from .bi_transformation import BiTransformation
 
 __all__ = [
-    'SignSTEFunction', 'sign_ste', 'normalize_weight', 'check_weight_norm',
-    'binarize_weight', 'binary_conv_weight', 'BinaryConv2d'
+    'SignSTEFunction', 'sign_ste', 'NormalizedWeightFunction',
+    'normalize_weight', 'check_weight_norm', 'binarize_weight',
+    'binary_conv_weight', 'BinaryConv2d'
 ]
 
 WEIGHT_NORM_EPS = 1e-5  # eq. (6)
@@ -61,6 +62,66 @@ def sign_ste(x: Tensor) -> Tensor:
     return SignSTEFunction.apply(x)
 
 
+class NormalizedWeightFunction(torch.autograd.Function):
+    """Eq. (6), then (``binary``) ``alpha * sign``, with one fused backward.
+
+    Forward computes exactly what :func:`normalize_weight` and
+    :func:`binarize_weight` compose (same operations, same values). The
+    backward is their composed gradient in closed form, over ``W`` flattened
+    per output channel (n values each, ``W_n`` the normalized weight, ``g``
+    the incoming gradient):
+
+    - binary: ``g_n = g * 1{|W_n| <= 1}`` (straight-through), scaled by the
+      detached ``alpha``; full precision: ``g_n = g``;
+    - 'paper' (``r = 1 / sqrt(var + eps)``):
+      ``dW = r * (g_n - mean(g_n) - W_n * mean(g_n * W_n))``;
+    - 'official' (unbiased ``std``):
+      ``dW = (g_n - mean(g_n) - W_n * sum(g_n * W_n) / (n - 1)) / std``.
+
+    It saves only ``W_n`` and per-channel scalars and runs about half the
+    element-wise passes of the composed autograd graph: the supernet runs
+    it on every binary weight of four subnets per step.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, style: str, eps: float,
+                binary: bool) -> Tensor:
+        flat = weight.reshape(weight.shape[0], -1)
+        if style == 'official':
+            std, mean = torch.std_mean(flat, dim=1, correction=1, keepdim=True)
+            normalized = (flat - mean) / std
+            scale = std.reciprocal()
+            mean_coef = 1.0 / max(flat.shape[1] - 1, 1)
+        else:
+            var, mean = torch.var_mean(flat, dim=1, correction=0, keepdim=True)
+            scale = torch.rsqrt(var + eps)
+            normalized = (flat - mean) * scale
+            mean_coef = 1.0 / flat.shape[1]
+        ctx.binary = binary
+        ctx.mean_coef = mean_coef
+        ctx.shape = weight.shape
+        if not binary:
+            ctx.save_for_backward(normalized, scale)
+            return normalized.view(weight.shape)
+        alpha = normalized.abs().mean(dim=1, keepdim=True)
+        ctx.save_for_backward(normalized, scale * alpha)
+        return (sign_forward(normalized) * alpha).view(weight.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        normalized, scale = ctx.saved_tensors
+        grad = grad.reshape(normalized.shape)
+        if ctx.binary:
+            grad = torch.where(normalized.abs() <= 1, grad, 0.)
+        dot = torch.linalg.vecdot(grad, normalized, dim=1).unsqueeze(1)
+        out = torch.addcmul(
+            grad - grad.mean(dim=1, keepdim=True),
+            normalized,
+            dot,
+            value=-ctx.mean_coef)
+        return (out * scale).view(ctx.shape), None, None, None
+
+
 def normalize_weight(weight: Tensor,
                      eps: float = WEIGHT_NORM_EPS,
                      style: str = 'paper') -> Tensor:
@@ -82,12 +143,7 @@ def normalize_weight(weight: Tensor,
         Tensor: (C_out, C_in, kh, kw), each output channel with mean 0 and
         biased variance ``var / (var + eps)`` ('paper').
     """
-    flat = weight.flatten(1)
-    if style == 'official':
-        std, mean = torch.std_mean(flat, dim=1, correction=1, keepdim=True)
-        return ((flat - mean) / std).view_as(weight)
-    var, mean = torch.var_mean(flat, dim=1, correction=0, keepdim=True)
-    return ((flat - mean) * torch.rsqrt(var + eps)).view_as(weight)
+    return NormalizedWeightFunction.apply(weight, style, eps, False)
 
 
 def check_weight_norm(weight_norm: Union[bool, str]) -> Union[bool, str]:
@@ -137,7 +193,8 @@ def binary_conv_weight(weight: Tensor, binary: bool, weight_norm: Union[bool,
         weight = bi_transform(weight)
     if weight_norm:
         style = 'official' if weight_norm == 'official' else 'paper'
-        weight = normalize_weight(weight, style=style)
+        return NormalizedWeightFunction.apply(weight, style, WEIGHT_NORM_EPS,
+                                              binary)
     return binarize_weight(weight) if binary else weight
 
 
