@@ -88,15 +88,25 @@ class Event:
         return other.start <= self.start and self.end <= other.end
 
 
-def conv_info(args: tuple, kwargs: dict, result) -> tuple:
-    """Shape label and BOPs of an extension ``binary_conv2d`` call."""
-    x, weight, cin, cout = args[:4]
-    stride = args[4] if len(args) > 4 else kwargs.get('stride', 1)
-    groups, k = weight.shape[0], weight.shape[2]
+def conv_info(name: str, args: tuple, kwargs: dict, result) -> tuple:
+    """Shape label and BOPs of an extension ``binary_conv2d`` or
+    ``binary_block`` call (``('', 0)`` for other functions)."""
     out = result[0]
-    bops = out.numel() * (cin // groups) * k * k
-    return (f'{cin}->{cout} k{k} g{groups} s{stride} '
-            f'@{out.shape[2]}x{out.shape[3]}', bops)
+    pixels = out.shape[0] * out.shape[2] * out.shape[3]
+    where = f'@{out.shape[2]}x{out.shape[3]}'
+    if name == 'binary_conv2d':
+        x, weight, cin, cout = args[:4]
+        stride = args[4] if len(args) > 4 else kwargs.get('stride', 1)
+        groups, k = weight.shape[0], weight.shape[2]
+        return (f'{cin}->{cout} k{k} g{groups} s{stride} {where}',
+                pixels * cout * (cin // groups) * k * k)
+    if name == 'binary_block':
+        x, residual, weight1, stride = args[:4]
+        c, cout = residual.shape[1], out.shape[1]
+        groups, k = weight1.shape[0], weight1.shape[2]
+        return (f'{c}->{cout} k{k} g{groups} s{stride} {where} block',
+                pixels * c * (c // groups * k * k + cout))
+    return '', 0
 
 
 class TimedExt:
@@ -118,8 +128,7 @@ class TimedExt:
             start = time.perf_counter()
             out = fn(*args, **kwargs)
             event = Event('kernel', name, start, time.perf_counter())
-            if name == 'binary_conv2d':
-                event.shape, event.bops = conv_info(args, kwargs, out)
+            event.shape, event.bops = conv_info(name, args, kwargs, out)
             self._events.append(event)
             return out
 

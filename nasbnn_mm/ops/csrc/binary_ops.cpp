@@ -38,19 +38,15 @@ void pack_pixels_parallel(const Kernels& kern, const PackArgs& args,
 }
 
 Tensor packed_output(const OptTensor& given_out, int64_t n, int64_t h,
-                     int64_t w, int64_t words_per_pixel, bool zero,
-                     const char* name) {
-  if (!given(given_out)) {
-    const auto options = at::TensorOptions().dtype(at::kUInt64);
-    return zero ? at::zeros({n, h, w, words_per_pixel}, options)
-                : at::empty({n, h, w, words_per_pixel}, options);
-  }
+                     int64_t w, int64_t words_per_pixel, const char* name) {
+  if (!given(given_out))
+    return at::empty({n, h, w, words_per_pixel},
+                     at::TensorOptions().dtype(at::kUInt64));
   check_packed(*given_out, name);
   TORCH_CHECK(given_out->sizes() ==
                   at::IntArrayRef({n, h, w, words_per_pixel}),
               name, ": expected shape (", n, ", ", h, ", ", w, ", ",
               words_per_pixel, "), got ", given_out->sizes());
-  if (zero) given_out->zero_();
   return *given_out;
 }
 

@@ -50,6 +50,7 @@ std::tuple<Tensor, Tensor> binary_block(
     run_plan(kern, plan2);
     return {plan2.out, plan2.packed};
   }
+  if (plan2.zero_packed) plan2.packed.zero_();
   const int64_t blocks1 = a1.groups * a1.out_blocks;
   const int64_t blocks2 = a2.groups * a2.out_blocks;
   const int64_t row_words = ow * a2.groups * a2.words;

@@ -159,7 +159,6 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
         channel_vector(pack_bias, out_channels, "binary_conv2d: pack_bias");
     fused_pack = out_g % kLanes == 0 && pack_g % kLanes == 0;
     packed = packed_output(packed_out, n, oh, ow, pack_groups * pack_words,
-                           fused_pack && pack_g % 64 != 0,
                            "binary_conv2d: packed_out");
   } else {
     TORCH_CHECK(!given(packed_out) && !given(pack_bias),
@@ -189,6 +188,9 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
       fused_pack ? p_bias : nullptr,
       pack_g, pack_words, pack_groups * pack_words * 8};
   plan.pack_after = packed.defined() && !fused_pack;
+  // The epilogue writes whole bytes of channels: the bytes past a group's
+  // channels must be 0 beforehand.
+  plan.zero_packed = fused_pack && pack_g % 64 != 0;
   if (plan.pack_after)
     plan.pack = PackArgs{result.data_ptr<float>(), p_bias,
                          reinterpret_cast<uint64_t*>(packed.data_ptr()),
@@ -197,6 +199,7 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
 }
 
 void run_plan(const Kernels& kern, const ConvPlan& plan) {
+  if (plan.zero_packed) plan.packed.zero_();
   run_conv(kern, plan.args, plan.gemm);
   if (plan.pack_after)
     pack_pixels_parallel(kern, plan.pack,

@@ -31,11 +31,10 @@ const float* channel_vector(const OptTensor& t, int64_t channels,
 void pack_pixels_parallel(const Kernels& kern, const PackArgs& args,
                           int64_t pixels);
 
-// A packed activation tensor (N, H, W, groups * words), or the checked
-// `given` one; zeroed when `zero`.
+// A packed activation tensor (N, H, W, words_per_pixel), or the checked
+// given one.
 Tensor packed_output(const OptTensor& given_out, int64_t n, int64_t h,
-                     int64_t w, int64_t words_per_pixel, bool zero,
-                     const char* name);
+                     int64_t w, int64_t words_per_pixel, const char* name);
 
 // A checked binary convolution: its kernel arguments, its outputs and how
 // its packed output is made (in the epilogue, or a pass after).
@@ -44,6 +43,7 @@ struct ConvPlan {
   Tensor out, packed, residual;  // residual: the contiguous one args reads
   bool gemm;                     // the 1x1 GEMM path
   bool pack_after;               // packing not fused: run `pack` after
+  bool zero_packed;              // zero `packed` before the epilogue
   PackArgs pack;
 };
 
@@ -57,7 +57,8 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
                    int64_t pack_groups, const OptTensor& pack_bias,
                    const OptTensor& out, const OptTensor& packed_out);
 
-// Runs a plan on torch's threads.
+// Runs a plan on torch's threads (binary_block runs its row-buffer mode
+// without it, on outputs it never zeroes or writes).
 void run_plan(const Kernels& kern, const ConvPlan& plan);
 
 // The work split of a convolution over torch's threads (see conv_op.cpp).

@@ -76,8 +76,8 @@ std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
   Tensor out = at::empty({n, c, h, w}, xs.options().memory_format(
                                            at::MemoryFormat::ChannelsLast));
   const int64_t pack_g = c / pack_groups, words = words_for(pack_g);
-  Tensor packed = packed_output(c10::nullopt, n, h, w, pack_groups * words,
-                                false, "rprelu_pack");
+  Tensor packed =
+      packed_output(c10::nullopt, n, h, w, pack_groups * words, "rprelu_pack");
   const float* src = xs.data_ptr<float>();
   float* dst = out.data_ptr<float>();
   const int64_t sn = xs.stride(0), sc = xs.stride(1), sp = xs.stride(3);
