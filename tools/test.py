@@ -101,7 +101,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def test(args: argparse.Namespace) -> int:
+def evaluate(args: argparse.Namespace) -> int:
     """Check the inputs, then test and print the metrics as JSON."""
     init_cpu_process_group(args.launcher)
     cfg = read_config(args.config)
@@ -123,7 +123,7 @@ def test(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    return run_tool('test.py', lambda: test(args))
+    return run_tool('test.py', lambda: evaluate(args))
 
 
 if __name__ == '__main__':

@@ -148,8 +148,14 @@ def _det_data(made: Inputs, ann: Optional[str] = None) -> List[str]:
         f'test_dataloader.dataset.data_root={det}',
         f'val_dataloader.dataset.data_root={det}',
         f'test_dataloader.dataset.ann_file={ann}',
-        f'test_evaluator.ann_file={ann}'
+        f'test_evaluator.ann_file={ann}', f'val_evaluator.ann_file={ann}'
     ]
+
+
+def _nasbnn_det(made: Inputs) -> List[str]:
+    # the config names its arch file relative to the repository
+    arch = osp.join(REPO, 'configs/nasbnn_det/archs/nasbnn-digits-l.json')
+    return [f'model.backbone.arch={arch}', *_det_data(made)]
 
 
 @dataclass
@@ -234,24 +240,20 @@ CASES.update({
         ], ['num_random'], TRAIN_OUT),
     'train-out-indices':
     Case(
-        'train.py',
-        lambda m, o: [
+        'train.py', lambda m, o: [
             _cfg(NASBNN_DET_CFG), '--work-dir', f'{o}/work', '--cfg-options',
-            'model.backbone.out_indices=[1,7]', *_det_data(m)
-        ], ['out_indices'],
-        TRAIN_OUT,
-        owner='H4: the NASBNN detector config passes supernet_checkpoint, '
-        'which NASBNN no longer takes (TypeError)'),
+            'model.backbone.out_indices=[1,7]', *_nasbnn_det(m)
+        ], ['out_indices'], TRAIN_OUT),
     'train-neck-in-channels':
     Case(
         'train.py',
         lambda m, o: [
             _cfg(NASBNN_DET_CFG), '--work-dir', f'{o}/work', '--cfg-options',
-            'model.neck.in_channels=[8,16]', *_det_data(m)
+            'model.neck.in_channels=[8,16]', *_nasbnn_det(m)
         ], ['in_channels'],
         TRAIN_OUT,
-        owner='H4: the NASBNN detector config passes supernet_checkpoint, '
-        'which NASBNN no longer takes (TypeError)'),
+        owner='H1: check_neck_in_channels raises a plain ValueError '
+        '(engine/hooks/precision_map_hook.py); a UserError prints one line'),
     'train-resume-truncated':
     Case(
         'train.py', lambda m, o: [
@@ -545,7 +547,7 @@ def _params():
         yield pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize('name', _params())
+@pytest.mark.parametrize('name', list(_params()))
 def test_bad_input_fails_in_one_line(name, outcomes):
     assert outcomes[name] is None, outcomes[name]
 
