@@ -8,8 +8,10 @@
 * the digits supernet trains and tests with MMPretrain's own tools;
 * training configs run under ``torchrun --nproc-per-node 2`` on CPU (gloo).
   The supernet runs in every test session; the other training configs
-  (fine-tuning, width search, detectors, ~40 s each on 2 cores) run with
-  ``NASBNN_DIST_ALL=1``.
+  (fine-tuning, width search, the two digits detectors, 25-40 s each on 2
+  cores) run with ``NASBNN_DIST_ALL=1``. The searched width config needs
+  the 4x network's checkpoint and the search configs run through
+  ``tools/search.py``.
 """
 import glob
 import json
@@ -253,10 +255,24 @@ def test_torchrun_trains_the_supernet_on_two_cpu_processes(digits, tmp_path):
     assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')
 
 
+def _nasbnn_det_options(digits, tmp_path):
+    arch = osp.join(REPO, 'configs/nasbnn_det/archs/nasbnn-digits-l.json')
+    supernet = _supernet_checkpoint(tmp_path / 'supernet.pth')
+    return _det_options(digits) + [
+        f'model.backbone.arch={arch}',
+        f'model.backbone.init_cfg.checkpoint={supernet}'
+    ]
+
+
 DIST_CONFIGS = [
-    ('configs/nasbnn/nasbnn-subnet_ft_digits.py', _cls_options),
-    ('configs/width_search/vgg-small_4x_digits.py', _cls_options),
-    ('configs/nasbnn_det/faster-rcnn_r18_fpn_6e_digits.py', _det_options),
+    ('configs/nasbnn/nasbnn-subnet_ft_digits.py',
+     lambda digits, _: _cls_options(digits)),
+    ('configs/width_search/vgg-small_4x_digits.py',
+     lambda digits, _: _cls_options(digits)),
+    ('configs/nasbnn_det/faster-rcnn_r18_fpn_6e_digits.py',
+     lambda digits, _: _det_options(digits)),
+    ('configs/nasbnn_det/faster-rcnn_nasbnn-digits-l_fpn_6e_digits.py',
+     _nasbnn_det_options),
 ]
 
 
@@ -270,5 +286,6 @@ DIST_CONFIGS = [
 def test_torchrun_trains_each_config_on_two_cpu_processes(
         digits, tmp_path, config, options):
     _torchrun(
-        osp.join(REPO, config), options(digits), tmp_path / 'work', tmp_path)
+        osp.join(REPO, config), options(digits, tmp_path), tmp_path / 'work',
+        tmp_path)
     assert glob.glob(str(tmp_path / 'work' / 'epoch_1.pth'))
