@@ -17,6 +17,7 @@ default_hooks = dict(
 # a checkpoint loaded (load_from, resume) must fit the model key by key.
 custom_hooks = [
     dict(type='nasbnn_mm.CheckpointKeysHook'),
+    dict(type='nasbnn_mm.ConventionsHook'),
     dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
 ]
 

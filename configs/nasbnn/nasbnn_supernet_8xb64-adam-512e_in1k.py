@@ -60,6 +60,7 @@ auto_scale_lr = dict(base_batch_size=512)
 # resume
 custom_hooks = [
     dict(type='nasbnn_mm.CheckpointKeysHook'),
+    dict(type='nasbnn_mm.ConventionsHook'),
     dict(type='nasbnn_mm.RandomStateHook'),
     dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
 ]

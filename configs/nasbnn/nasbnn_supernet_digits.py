@@ -44,6 +44,7 @@ default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=10))
 # resume
 custom_hooks = [
     dict(type='nasbnn_mm.CheckpointKeysHook'),
+    dict(type='nasbnn_mm.ConventionsHook'),
     dict(type='nasbnn_mm.RandomStateHook'),
     dict(type='nasbnn_mm.WeightsOnlyCheckpointHook'),
 ]
