@@ -395,9 +395,7 @@ CASES.update({
         PACK,
         lambda m, o: ['--preset', 'A', '--out', f'{o}/packed.pth'],
         ['NASBNN_BINARY_KERNEL'], ('packed.pth', ),
-        env=dict(NASBNN_BINARY_KERNEL='foo'),
-        owner='H2/H3: kernel_path() raises a plain ValueError (traceback); '
-        'pack_subnet.py should check NASBNN_BINARY_KERNEL first'),
+        env=dict(NASBNN_BINARY_KERNEL='foo')),
 })
 
 # tools/model_converters/nasbnn_official_to_mm.py

@@ -337,6 +337,10 @@ def random_batch(backbone: NASBNN, size: int, batch: int,
 
 def run(args: argparse.Namespace) -> int:
     """Pack, reload, optionally verify; print the JSON report."""
+    try:
+        kernels = kernel_path()
+    except ValueError as e:  # NASBNN_BINARY_KERNEL names no kernel path
+        raise UserError(f'NASBNN_BINARY_KERNEL: {e}') from e
     backbone, fc, source = build_float(args)
     size = args.input_size or backbone.space.input_size[0]
     with torch.no_grad():
@@ -359,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
         out=osp.abspath(args.out),
         arch=backbone.arch.to_dict(),
         file_bytes=file_bytes,
-        kernel_path=kernel_path(),
+        kernel_path=kernels,
         **packed.size_report())
     if args.verify:
         if args.config is not None:
