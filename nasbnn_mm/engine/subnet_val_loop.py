@@ -58,11 +58,11 @@ class _SubnetLoopMixin:
             if isinstance(cfg, str) and cfg in named:
                 resolved.append((cfg, named[cfg]()))
             elif isinstance(cfg, dict) and 'arch' in cfg:
-                resolved.append((cfg.get('name', f'subnet{i}'),
-                                 model.backbone.resolve_arch(cfg['arch'])))
-            else:
                 resolved.append(
-                    (f'subnet{i}', model.backbone.resolve_arch(cfg)))
+                    (cfg.get('name',
+                             f'subnet{i}'), model.resolve_subnet(cfg['arch'])))
+            else:
+                resolved.append((f'subnet{i}', model.resolve_subnet(cfg)))
         return resolved
 
     def _calibration_batches(self) -> DataLoader:

@@ -97,8 +97,10 @@ class SandwichSupernet(BaseModel):
     def resolve_subnet(self, arch: ArchType) -> ArchSpec:
         """A subnet of the space (see :func:`~nasbnn_mm.models.resolve_arch`);
         ``'smallest'``/``'largest'`` are this supernet's sandwich extremes
-        (under its ``non_decreasing`` setting)."""
-        return resolve_arch(arch, self.space, self.non_decreasing)
+        (under its ``non_decreasing`` setting); a spec that breaks the
+        constraint this supernet was trained under is logged as a warning."""
+        return resolve_arch(arch, self.space, self.non_decreasing,
+                            self.non_decreasing)
 
     def set_subnet(self, arch: ArchType) -> None:
         """Set the subnet that ``forward`` runs outside of training."""

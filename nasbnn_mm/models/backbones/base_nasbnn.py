@@ -15,11 +15,13 @@ This module holds what they have in common, written once:
   ``make_res_layer``); :class:`NASBNN` and ``PackedNASBNN`` differ only in
   their blocks.
 """
+import logging
 import os.path as osp
 from abc import ABCMeta, abstractmethod
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -42,7 +44,8 @@ SUBNET_NAMES = ('smallest', 'largest')
 
 def resolve_arch(arch: ArchType,
                  space: SearchSpace,
-                 non_decreasing: bool = True) -> ArchSpec:
+                 non_decreasing: bool = True,
+                 warn_non_decreasing: bool = False) -> ArchSpec:
     """Name a subnet of ``space``: the one vocabulary of the package.
 
     Args:
@@ -55,6 +58,9 @@ def resolve_arch(arch: ArchType,
             extremes under the Non-Decreasing constraint (eq. 3), as the
             supernet trains them. Other specs are validated without that
             constraint, so ablation subnets load too. Defaults to True.
+        warn_non_decreasing (bool): Log a warning when a spec breaks the
+            Non-Decreasing constraint (a supernet trained under it never
+            sampled such a subnet). Defaults to False.
 
     Returns:
         ArchSpec: A validated subnet of ``space``.
@@ -87,6 +93,15 @@ def resolve_arch(arch: ArchType,
         validate_arch(spec, space, non_decreasing=False)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if warn_non_decreasing:
+        try:
+            validate_arch(spec, space, non_decreasing=True)
+        except ValueError as e:
+            # NOTE: valid in the space, so ablations load; but a supernet
+            # trained under eq. 3 never trained it, so its score is not one.
+            print_log(
+                f'{e}: a supernet trained under that constraint (eq. 3) '
+                'never sampled this subnet', 'current', logging.WARNING)
     return spec
 
 

@@ -1,11 +1,14 @@
+from unittest import mock
+
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
+from nasbnn_mm.models.backbones import base_nasbnn
 from nasbnn_mm.models.layers import DynamicBinaryConv2d, RSign
 from nasbnn_mm.nas import count_arch_ops
-from nasbnn_mm.testing import TINY_SPACE, LabelSample
+from nasbnn_mm.testing import TINY_ARCH, TINY_SPACE, LabelSample
 
 
 def _model(**kwargs):
@@ -113,3 +116,25 @@ def test_predict_and_bad_arguments():
         _model(teacher='XX')
     with pytest.raises(ValueError, match='mode'):
         model(_batch()['inputs'], mode='bad')
+
+
+@pytest.mark.parametrize('non_decreasing, warned', [(True, True),
+                                                    (False, False)])
+def test_subnet_breaking_the_constraint_it_trained_under_warns(
+        non_decreasing, warned):
+    # Stage 0's second layer (16) is narrower than its first (24).
+    arch = dict(
+        stem='c16_k3_g1', stages=[['c24_k3_g1', 'c16_k3_g1'], ['c24_k3_g2']])
+    model = _model(non_decreasing=non_decreasing)
+    # The logger's handler may hold a stream from before capture: spy on it.
+    with mock.patch.object(base_nasbnn, 'print_log') as log:
+        spec = model.resolve_subnet(arch)
+        model.resolve_subnet(TINY_ARCH)
+    assert spec.stages[0][1].channels == 16
+    messages = [call.args[0] for call in log.call_args_list]
+    assert messages == ([
+        'stages[0][1]: channels 16 < 24 of stages[0][0] '
+        'breaks the non-decreasing constraint; allowed: '
+        '{24}: a supernet trained under that constraint '
+        '(eq. 3) never sampled this subnet'
+    ] if warned else [])
