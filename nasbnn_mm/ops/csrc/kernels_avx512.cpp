@@ -46,10 +46,19 @@ struct Isa {
         }
       }
     }
-    for (int i = 0; i < P; ++i)
-      for (int j = 0; j < B; ++j)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts[i] + 8 * j),
-                            _mm512_maskz_cvtepi64_epi32(0xFF, acc[i][j]));
+    // NOTE: one store per pixel, as wide as the epilogue's load of it; a
+    // 512-bit load of two 256-bit stores cannot be store-forwarded and
+    // stalled the epilogue.
+    for (int i = 0; i < P; ++i) {
+      const __m256i lo = _mm512_cvtepi64_epi32(acc[i][0]);
+      if constexpr (B == 1) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts[i]), lo);
+      } else {
+        const __m256i hi = _mm512_cvtepi64_epi32(acc[i][1]);
+        _mm512_storeu_si512(counts[i], _mm512_inserti64x4(
+                                           _mm512_castsi256_si512(lo), hi, 1));
+      }
+    }
   }
 
 #include "epilogue_avx.inc"
