@@ -39,7 +39,7 @@ step '5. export the largest subnet of the front (pipeline 1) and test it'
 step '6. NAS-BNN Faster R-CNN on the digits canvases (backbone from step 3)'
 DET_CFG=configs/nasbnn_det/faster-rcnn_nasbnn-digits-l_fpn_6e_digits.py
 "$PY" tools/train.py "$DET_CFG" --work-dir "$WORK/det" \
-    --cfg-options model.backbone.supernet_checkpoint="$SUPERNET"
+    --cfg-options model.backbone.init_cfg.checkpoint="$SUPERNET"
 
 step '7. COCO evaluation of the detector'
 "$PY" tools/test.py "$DET_CFG" "$WORK/det/epoch_6.pth" \
