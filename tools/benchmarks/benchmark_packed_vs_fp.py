@@ -11,10 +11,12 @@ them alike):
 - torchvision MobileNetV3-Large, MobileNetV2 and ResNet-18 in fp32
   (``weights=None``), channels_last, under ``torch.inference_mode``.
 
-Every arm runs at each ``--threads`` count inside the same round, so the
-thread scaling is paired too. The machine's load average is recorded
-before and after each batch size. Ratios to the reference arm are medians
-of per-round ratios (paired), with their quartiles.
+Each batch size and ``--threads`` count is one pass over all arms (thread
+counts are not mixed within a pass: OpenMP workers left spinning by a
+multi-threaded arm would slow the single-threaded ones). The machine's
+load average is recorded before and after each pass. Ratios to the
+reference arm are medians of per-round ratios (paired), with their
+quartiles; thread scaling is the ratio of the medians of two passes.
 
 Example:
     python tools/benchmarks/benchmark_packed_vs_fp.py --threads 1 2 \\
@@ -22,8 +24,8 @@ Example:
 """
 import argparse
 import json
-import statistics
 import sys
+import time
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -52,6 +54,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--runs', type=int, default=20)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--clock',
+        choices=('wall', 'cpu'),
+        default='wall',
+        help='cpu: process CPU time, robust to load from other processes; '
+        'single-threaded runs only')
+    parser.add_argument(
         '--no-preview',
         action='store_true',
         help='leave out the fused-ops forward of the packed presets')
@@ -62,15 +70,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for t in args.threads:
         if t < 1:
             parser.error(f'--threads {t}: must be >= 1')
+    if args.clock == 'cpu' and args.threads != [1]:
+        parser.error('--clock cpu measures single-threaded runs only '
+                     '(--threads 1)')
     return args
 
 
-def with_threads(threads: int, fn: Callable[[],
-                                            object]) -> Callable[[], object]:
-    """``fn`` run with ``threads`` torch threads, in inference mode."""
+def inference(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run in inference mode."""
 
     def run() -> object:
-        torch.set_num_threads(threads)
         with torch.inference_mode():
             return fn()
 
@@ -101,8 +110,10 @@ def build_models(args: argparse.Namespace) -> Dict[str, Callable]:
     return models
 
 
-def bench_batch(args: argparse.Namespace, models: Dict[str, Callable],
-                batch: int) -> dict:
+def bench_pass(args: argparse.Namespace, models: Dict[str, Callable],
+               batch: int, threads: int) -> dict:
+    """All arms at one batch size and thread count, round-robin."""
+    torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(args.seed)
     size = args.input_size
     x = torch.randn(batch, 3, size, size, generator=gen)
@@ -110,61 +121,84 @@ def bench_batch(args: argparse.Namespace, models: Dict[str, Callable],
     arms = {}
     for name, model in models.items():
         inp = x_cl if name.endswith('fp32') else x
-        for t in args.threads:
-            arms[(name, t)] = with_threads(t, lambda m=model, i=inp: m(i))
+        arms[name] = inference(lambda m=model, i=inp: m(i))
     load_before = load_average()
-    samples = time_round_robin(arms, args.warmup, args.runs)
+    clock = time.perf_counter if args.clock == 'wall' else time.process_time
+    samples = time_round_robin(arms, args.warmup, args.runs, clock)
     load_after = load_average()
-    rows = []
-    for (name, t), sec in samples.items():
-        ref = samples[(f'{REFERENCE} fp32', t)]
-        single = samples[(name, args.threads[0])]
-        row = dict(
+    ref = samples[f'{REFERENCE} fp32']
+    rows = [
+        dict(
             arm=name,
-            threads=t,
             ms=summarize(sec),
-            vs_reference=spread([a / b for a, b in zip(sec, ref)]),
-            speedup_vs_threads0=statistics.median(
-                [a / b for a, b in zip(single, sec)]))
-        rows.append(row)
+            vs_reference=spread([a / b for a, b in zip(sec, ref)]))
+        for name, sec in samples.items()
+    ]
     return dict(
         batch=batch,
+        threads=threads,
         input=f'{batch}x3x{size}x{size}',
+        clock=args.clock,
         load_before=load_before,
         load_after=load_after,
         rows=rows)
 
 
-def print_result(res: dict, threads0: int) -> None:
-    print(f'\n## batch {res["batch"]} ({res["input"]}), load average '
+def print_pass(res: dict) -> None:
+    print(f'\n## batch {res["batch"]} ({res["input"]}), {res["threads"]} '
+          f'thread(s), {res["clock"]} clock, load average '
           f'{res["load_before"]} -> {res["load_after"]}')
-    print(f'{"arm":<28}{"threads":>8}{"median ms":>11}{"q1-q3 ms":>17}'
-          f'{"min ms":>9}{"/ " + REFERENCE:>22}{"x vs " + str(threads0):>9}'
-          f'{"thr":>4}')
+    print(f'{"arm":<28}{"median ms":>11}{"q1-q3 ms":>17}{"min ms":>9}'
+          f'{"/ " + REFERENCE + " (q1-q3)":>32}')
     for r in res['rows']:
         ms, ratio = r['ms'], r['vs_reference']
-        print(f'{r["arm"]:<28}{r["threads"]:>8}{ms["median"]:>11.2f}'
+        print(f'{r["arm"]:<28}{ms["median"]:>11.2f}'
               f'{ms["q1"]:>8.2f}-{ms["q3"]:<8.2f}{ms["min"]:>9.2f}'
-              f'{ratio["median"]:>13.2f} ({ratio["q1"]:.2f}-'
-              f'{ratio["q3"]:.2f}){r["speedup_vs_threads0"]:>9.2f}')
+              f'{ratio["median"]:>19.2f} ({ratio["q1"]:.2f}-'
+              f'{ratio["q3"]:.2f})')
+
+
+def scaling(passes: List[dict]) -> List[dict]:
+    """Speed-up of each arm over its run at the first thread count (ratio
+    of medians of separate passes) per batch size."""
+    rows = []
+    for p in passes:
+        first = next(q for q in passes if q['batch'] == p['batch'])
+        base = {r['arm']: r['ms']['median'] for r in first['rows']}
+        for r in p['rows']:
+            rows.append(
+                dict(
+                    arm=r['arm'],
+                    batch=p['batch'],
+                    threads=p['threads'],
+                    speedup=base[r['arm']] / r['ms']['median']))
+    return rows
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads[0])
     info = cpu_info()
     print(json.dumps(info))
     models = build_models(args)
     results = dict(
         cpu=info,
+        clock=args.clock,
         runs=args.runs,
         warmup=args.warmup,
         reference=REFERENCE,
-        batches=[])
+        passes=[])
     for batch in args.batch:
-        res = bench_batch(args, models, batch)
-        results['batches'].append(res)
-        print_result(res, args.threads[0])
+        for threads in args.threads:
+            res = bench_pass(args, models, batch, threads)
+            results['passes'].append(res)
+            print_pass(res)
+    if len(args.threads) > 1:
+        results['scaling'] = scaling(results['passes'])
+        print(f'\n## speed-up over {args.threads[0]} thread(s) (ratio of '
+              'medians)')
+        for r in results['scaling']:
+            print(f'{r["arm"]:<28} batch {r["batch"]:<3} {r["threads"]} '
+                  f'threads {r["speedup"]:>6.2f}')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=1)
