@@ -143,7 +143,10 @@ def binary_block(
         sign2_bias: Optional[Tensor] = None,
         pool_residual: bool = False,
         pack_groups: int = 0,
-        pack_bias: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        pack_bias: Optional[Tensor] = None,
+        out: Optional[Tensor] = None,
+        packed_out: Optional[Tensor] = None
+) -> Tuple[Tensor, Optional[Tensor]]:
     """A binary separable block of NAS-BNN in one call.
 
     ``out = conv1(x_packed) + shortcut(x)`` (RPReLU), then ``conv2(sign(out
@@ -168,6 +171,11 @@ def binary_block(
             Defaults to 0.
         pack_bias (Tensor, optional): (C_out, ) shift of that sign.
             Defaults to None.
+        out (Tensor, optional): (N, C_out, OH, OW) float32 in
+            channels_last memory to write the output into; must not
+            overlap ``x``. Defaults to None (a new tensor).
+        packed_out (Tensor, optional): (N, OH, OW, pack_groups * Wg)
+            uint64 for the packed signs. Defaults to None.
 
     Returns:
         tuple[Tensor, Tensor | None]: (N, C_out, OH, OW) float32 in
@@ -175,12 +183,12 @@ def binary_block(
     """
     act1 = conv1.act if conv1.act is not None else (None, None, None)
     act2 = conv2.act if conv2.act is not None else (None, None, None)
-    out, packed = load_ext().binary_block(
-        x_packed, x, conv1.weight, conv1.stride, conv1.padding, conv1.scale,
-        conv1.bias, *act1, pool_residual, sign2_bias, conv2.weight,
-        conv2.out_channels, conv2.scale, conv2.bias, *act2, pack_groups,
-        pack_bias)
-    return out, packed
+    return load_ext().binary_block(x_packed, x, conv1.weight, conv1.stride,
+                                   conv1.padding, conv1.scale, conv1.bias,
+                                   *act1, pool_residual, sign2_bias,
+                                   conv2.weight, conv2.out_channels,
+                                   conv2.scale, conv2.bias, *act2, pack_groups,
+                                   pack_bias, out, packed_out)
 
 
 def binary_block_ref(

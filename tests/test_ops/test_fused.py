@@ -237,6 +237,17 @@ def test_binary_block_bitwise(path, case):
                 assert packed is None
     finally:
         torch.set_num_threads(threads)
+    if pack_groups:  # into given buffers, garbage in the padding bits
+        out = channels_last(torch.full_like(ref_out, float('nan')))
+        packed = torch.full_like(ref_packed.view(torch.int64),
+                                 -1).view(torch.uint64)
+        got = fused.binary_block(x_packed, x, conv1, conv2, sign2, stride == 2,
+                                 pack_groups, pack_bias, out, packed)
+        assert got[0].data_ptr() == out.data_ptr()
+        assert got[1].data_ptr() == packed.data_ptr()
+        assert torch.equal(out, ref_out)
+        assert torch.equal(
+            packed.view(torch.int64), ref_packed.view(torch.int64))
 
 
 def test_binary_block_errors():
@@ -249,3 +260,5 @@ def test_binary_block_errors():
                            sign2)
     with pytest.raises(RuntimeError, match='block input must be'):
         fused.binary_block(x_packed, x[0], conv1, conv2, sign2)
+    with pytest.raises(RuntimeError, match='single memory location'):
+        fused.binary_block(x_packed, x, conv1, conv2, sign2, out=x)

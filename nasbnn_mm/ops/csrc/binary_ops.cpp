@@ -158,6 +158,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("scale2"), py::arg("bias2"), py::arg("act2_bias_in"),
         py::arg("act2_weight"), py::arg("act2_bias_out"),
         py::arg("pack_groups") = 0, py::arg("pack_bias") = py::none(),
+        py::arg("out") = py::none(), py::arg("packed_out") = py::none(),
         "A binary separable block (k x k conv, then 1x1 conv) of packed "
         "input x and float block input residual; returns (out, packed "
         "signs of the output or None).");

@@ -4,6 +4,7 @@
 // intermediate map never leaves a per-thread row buffer: each row of the
 // k x k conv is written there with its packed signs, and the 1x1 conv
 // reads it right away (it needs that row only).
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 
 #include <vector>
@@ -21,7 +22,8 @@ std::tuple<Tensor, Tensor> binary_block(
     int64_t out_channels, const OptTensor& scale2, const OptTensor& bias2,
     const OptTensor& act2_bias_in, const OptTensor& act2_weight,
     const OptTensor& act2_bias_out, int64_t pack_groups,
-    const OptTensor& pack_bias) {
+    const OptTensor& pack_bias, const OptTensor& out,
+    const OptTensor& packed_out) {
   TORCH_CHECK(residual.dim() == 4,
               "binary_block: the block input must be (N, C, H, W), got ",
               residual.sizes());
@@ -37,7 +39,8 @@ std::tuple<Tensor, Tensor> binary_block(
   const ConvPlan plan2 = plan_conv(
       plan1.packed, weight2, channels, out_channels, 1, 0, scale2, bias2,
       plan1.out, act2_bias_in, act2_weight, act2_bias_out, false,
-      pack_groups, pack_bias, c10::nullopt, c10::nullopt);
+      pack_groups, pack_bias, out, packed_out);
+  at::assert_no_overlap(plan2.out, residual);
   const Kernels& kern = active_kernels();
   const ConvArgs& a1 = plan1.args;
   const ConvArgs& a2 = plan2.args;

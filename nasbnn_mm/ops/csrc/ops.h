@@ -82,7 +82,8 @@ std::tuple<Tensor, Tensor> binary_block(
     int64_t out_channels, const OptTensor& scale2, const OptTensor& bias2,
     const OptTensor& act2_bias_in, const OptTensor& act2_weight,
     const OptTensor& act2_bias_out, int64_t pack_groups,
-    const OptTensor& pack_bias);
+    const OptTensor& pack_bias, const OptTensor& out,
+    const OptTensor& packed_out);
 
 std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        const Tensor& act_bias_in,
