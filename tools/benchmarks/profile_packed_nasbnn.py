@@ -91,6 +91,8 @@ class Event:
 def conv_info(name: str, args: tuple, kwargs: dict, result) -> tuple:
     """Shape label and BOPs of an extension ``binary_conv2d`` or
     ``binary_block`` call (``('', 0)`` for other functions)."""
+    if name not in ('binary_conv2d', 'binary_block'):
+        return '', 0
     out = result[0]
     pixels = out.shape[0] * out.shape[2] * out.shape[3]
     where = f'@{out.shape[2]}x{out.shape[3]}'
@@ -100,13 +102,11 @@ def conv_info(name: str, args: tuple, kwargs: dict, result) -> tuple:
         groups, k = weight.shape[0], weight.shape[2]
         return (f'{cin}->{cout} k{k} g{groups} s{stride} {where}',
                 pixels * cout * (cin // groups) * k * k)
-    if name == 'binary_block':
-        x, residual, weight1, stride = args[:4]
-        c, cout = residual.shape[1], out.shape[1]
-        groups, k = weight1.shape[0], weight1.shape[2]
-        return (f'{c}->{cout} k{k} g{groups} s{stride} {where} block',
-                pixels * c * (c // groups * k * k + cout))
-    return '', 0
+    x, residual, weight1, stride = args[:4]
+    c, cout = residual.shape[1], out.shape[1]
+    groups, k = weight1.shape[0], weight1.shape[2]
+    return (f'{c}->{cout} k{k} g{groups} s{stride} {where} block',
+            pixels * c * (c // groups * k * k + cout))
 
 
 class TimedExt:
