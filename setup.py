@@ -34,14 +34,18 @@ def binary_extension() -> dict:
     Compiled for the baseline ISA: the AVX2 and AVX-512 kernels carry
     per-function target attributes and are picked at run time, so the
     module loads on any x86-64 (or non-x86) CPU. ``-ffp-contract=off``
-    keeps every kernel path's float epilogue rounding alike.
+    keeps every kernel path's float epilogue rounding alike; OpenMP lets
+    the kernels' ``at::parallel_for`` use the threads torch is given.
     """
     from torch.utils.cpp_extension import BuildExtension, CppExtension
     sources = sorted(glob.glob('nasbnn_mm/ops/csrc/*.cpp'))
     ext = CppExtension(
         'nasbnn_mm._ext',
         sources,
-        extra_compile_args=['-O3', '-std=c++20', '-ffp-contract=off'])
+        extra_compile_args=[
+            '-O3', '-std=c++20', '-ffp-contract=off', '-fopenmp'
+        ],
+        extra_link_args=['-fopenmp'])
     return dict(ext_modules=[ext], cmdclass={'build_ext': BuildExtension})
 
 
