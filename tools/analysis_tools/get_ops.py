@@ -40,6 +40,7 @@ from mmengine.config import DictAction
 
 from nasbnn_mm.nas import (DEFAULT_SPACE, OpsReport, SearchSpace,
                            count_arch_ops, count_module_ops, load_arch)
+from nasbnn_mm.utils.errors import error_line, is_user_error
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -148,8 +149,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         else:
             space = SearchSpace.from_config(args.space)
             report = count_arch_ops(load_arch(args.arch), space, size)
-    except (ValueError, FileNotFoundError) as e:
-        print(f'get_ops.py: error: {e}', file=sys.stderr)
+    except Exception as e:  # noqa: B902 (told apart by is_user_error)
+        # NOTE: ValueError too: a model config's own checks raise it.
+        if not (is_user_error(e) or isinstance(e, ValueError)):
+            raise
+        print(f'get_ops.py: error: {error_line(e)}', file=sys.stderr)
         sys.exit(2)
     if not args.arch.endswith('.py'):
         print(json.dumps(report.summary()) if args.json else report.table())

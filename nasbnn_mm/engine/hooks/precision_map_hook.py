@@ -1,9 +1,9 @@
 """Report the precision map and check the backbone/neck widths at start."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from nasbnn_mm.models.utils.precision_map import format_precision_map
 from nasbnn_mm.registry import HOOKS
+from nasbnn_mm.utils import UserError, unwrap_model
 
 __all__ = ['PrecisionMapHook', 'check_neck_in_channels']
 
@@ -15,7 +15,7 @@ def check_neck_in_channels(model) -> None:
     from its arch spec) and the neck has ``in_channels`` (as FPN).
 
     Raises:
-        ValueError: Naming both lists.
+        UserError: Naming both lists.
     """
     backbone = getattr(model, 'backbone', None)
     neck = getattr(model, 'neck', None)
@@ -24,7 +24,7 @@ def check_neck_in_channels(model) -> None:
     if expected is None or given is None:
         return
     if list(expected) != list(given):
-        raise ValueError(
+        raise UserError(
             f'neck.in_channels {list(given)} != backbone.out_channels '
             f'{list(expected)} of {type(backbone).__name__} (its arch and '
             'out_indices); set neck.in_channels to the backbone widths')
@@ -42,7 +42,6 @@ class PrecisionMapHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_run(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         check_neck_in_channels(model)
         runner.logger.info(format_precision_map(model))
