@@ -1,11 +1,10 @@
 """Bit-packed XNOR-popcount binary convolution on x86 CPUs.
 
-Real 1-bit inference for the binary layers of NAS-BNN
-(https://arxiv.org/abs/2408.15484): the C++ extension ``nasbnn_mm._ext``
-(``nasbnn_mm/ops/csrc``) packs the signs of activations and weights along
-channels into uint64 words and convolves them with XOR + popcount, with an
-AVX-512 VPOPCNTDQ path, an AVX2 path (nibble-lookup popcount) and a portable
-scalar path chosen at run time (:func:`kernel_path`; force one with
+Real 1-bit inference for NAS-BNN (https://arxiv.org/abs/2408.15484): the
+C++ extension ``nasbnn_mm._ext`` (``ops/csrc``) packs the signs of
+activations and weights along channels into uint64 words and convolves them
+with XOR + popcount: AVX-512 VPOPCNTDQ, AVX2 (nibble-lookup popcount) or
+scalar, chosen at run time (:func:`kernel_path`; force one with
 ``NASBNN_BINARY_KERNEL=scalar|avx2|avx512`` or :func:`set_kernel_path`).
 
 Encoding: bit 1 is +1, bit 0 is -1, bit i of word j of a group is channel
@@ -20,8 +19,7 @@ Layouts:
 :func:`binary_conv2d` gives exactly ``F.conv2d(sign(x), sign(W), stride,
 padding, groups=G)`` (zero padding included: taps on the padding are left
 out of the popcount), then an optional per-channel epilogue
-``dot * scale + bias + residual`` and RPReLU, all in float32. Every kernel
-has a pure-PyTorch reference here (``*_ref``), used by the tests.
+``dot * scale + bias + residual`` and RPReLU, all in float32.
 """
 import contextlib
 import importlib
