@@ -33,7 +33,17 @@ from nasbnn_mm.models.layers.binary_conv import binary_conv_weight
 from nasbnn_mm.models.layers.shortcut import bireal_pool
 from nasbnn_mm.ops import binary_conv as ops
 
-__all__ = ['PackedBinaryConv2d', 'PackedSeparableBlock']
+__all__ = ['PackedBinaryConv2d', 'PackedSeparableBlock', 'copy_sign_shift']
+
+
+@torch.no_grad()
+def copy_sign_shift(packed: RSign, sign: RSign, name: str) -> None:
+    """Copy the shift of the binary RSign ``sign`` (called ``name``) into
+    ``packed``; a full-precision one cannot be packed (ValueError)."""
+    if not sign.binary:
+        raise ValueError(f'{name}.binary is False: only binary activations '
+                         'can be packed')
+    packed.bias.copy_(sign.bias)
 
 
 class PackedBinaryConv2d(nn.Module):
@@ -121,20 +131,53 @@ class PackedBinaryConv2d(nn.Module):
                      conv.groups)
         weight = binary_conv_weight(conv.weight.float(), True,
                                     conv.weight_norm, conv.bi_transform)
-        # alpha * sign(W): every entry of channel o is +-alpha_o.
+        return packed._fold(weight, conv.bias, bn, act)
+
+    @classmethod
+    @torch.no_grad()
+    def from_linear(cls, fc: nn.Linear, bn: nn.BatchNorm1d,
+                    act: RPReLU) -> 'PackedBinaryConv2d':
+        """Fold a binary linear layer (a 1×1 conv on a 1×1 map), its BN and
+        RPReLU.
+
+        Args:
+            fc (nn.Linear): With ``weight_norm`` and ``binary_weights``, as
+                :class:`~nasbnn_mm.models.detection.BinaryLinear`.
+            bn (nn.BatchNorm1d): The BN after it (running statistics).
+            act (RPReLU): The RPReLU after the shortcut add.
+        """
+        if not fc.binary_weights:
+            raise ValueError('fc.binary_weights is False: only binary '
+                             'weights can be packed')
+        packed = cls(fc.in_features, fc.out_features, 1)
+        weight = binary_conv_weight(fc.weight.float(), True, fc.weight_norm,
+                                    None)
+        return packed._fold(weight[:, :, None, None], fc.bias, bn, act)
+
+    def _fold(self, weight: Tensor, conv_bias: Optional[Tensor], bn: nn.Module,
+              act: RPReLU) -> 'PackedBinaryConv2d':
+        """Store ``weight``'s signs and fold alpha, BN and RPReLU.
+
+        Args:
+            weight (Tensor): (C_out, C_in / G, K, K) binarized weight, every
+                entry of channel o ``+-alpha_o``.
+            conv_bias (Tensor, optional): (C_out, ) bias before the BN.
+            bn (nn.Module): BN (running statistics) after the layer.
+            act (RPReLU): The RPReLU after the shortcut add.
+        """
         alpha = weight.abs().flatten(1).amax(1).double()
-        packed.weight_bits.copy_(
+        self.weight_bits.copy_(
             ops.pack_bits_flat(weight.permute(0, 2, 3, 1) >= 0))
         a = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
         shift = bn.bias.double() - bn.running_mean.double() * a
-        if conv.bias is not None:
-            shift = shift + a * conv.bias.double()
-        packed.scale.copy_(alpha * a)
-        packed.bias.copy_(shift)
-        packed.act_bias_in.copy_(act.bias_in)
-        packed.act_weight.copy_(act.weight)
-        packed.act_bias_out.copy_(act.bias_out)
-        return packed
+        if conv_bias is not None:
+            shift = shift + a * conv_bias.double()
+        self.scale.copy_(alpha * a)
+        self.bias.copy_(shift)
+        self.act_bias_in.copy_(act.bias_in)
+        self.act_weight.copy_(act.weight)
+        self.act_bias_out.copy_(act.bias_out)
+        return self
 
     def packed_weight(self) -> Tensor:
         """The weight signs as (C_out, KH, KW, Wg) uint64 (per-group
@@ -157,13 +200,14 @@ class PackedBinaryConv2d(nn.Module):
 
     def forward(self,
                 x: Tensor,
-                residual: Tensor,
+                residual: Optional[Tensor],
                 reference: bool = False) -> Tensor:
         """Convolve packed ``x``, add ``residual`` (channel-tiled), RPReLU.
 
         Args:
             x (Tensor): (N, H, W, G * Wg) uint64.
-            residual (Tensor): (N, C_r, OH, OW) float32.
+            residual (Tensor, optional): (N, C_r, OH, OW) float32, or None
+                for no shortcut.
             reference (bool): Use the pure-PyTorch reference instead of
                 the kernels. Defaults to False.
 
@@ -221,15 +265,11 @@ class PackedSeparableBlock(nn.Module):
     @torch.no_grad()
     def from_float(cls, block: BinarySeparableBlock) -> 'PackedSeparableBlock':
         """Pack a float block (eval semantics: BN running statistics)."""
-        for name in ('sign1', 'sign2'):
-            if not getattr(block, name).binary:
-                raise ValueError(f'{name}.binary is False: only binary '
-                                 'activations can be packed')
         conv1, conv2 = block.conv1, block.conv2
         packed = cls(conv1.in_channels, conv2.out_channels,
                      conv1.kernel_size[0], conv1.groups, block.stride)
-        packed.sign1.bias.copy_(block.sign1.bias)
-        packed.sign2.bias.copy_(block.sign2.bias)
+        copy_sign_shift(packed.sign1, block.sign1, 'sign1')
+        copy_sign_shift(packed.sign2, block.sign2, 'sign2')
         packed.conv1 = PackedBinaryConv2d.from_float(conv1, block.bn1,
                                                      block.act1)
         packed.conv2 = PackedBinaryConv2d.from_float(conv2, block.bn2,

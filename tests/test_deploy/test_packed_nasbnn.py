@@ -1,5 +1,6 @@
 """PackedNASBNN: packed subnets against the float subnet they come from."""
 import random
+from typing import Optional, Tuple
 
 import pytest
 import torch
@@ -24,9 +25,12 @@ ARCH = dict(
 
 
 @torch.no_grad()
-def trained_like(model: NASBNN, seed: int) -> NASBNN:
-    """Give a float subnet non-trivial BN statistics and shifts, as after
-    training, and initialise its LSQ steps on an image-like batch.
+def trained_like(model: nn.Module,
+                 seed: int,
+                 input_shape: Optional[Tuple[int, ...]] = (2, 3, 32, 32)):
+    """Give a float model non-trivial BN statistics and shifts, as after
+    training, and (with ``input_shape``) initialise its LSQ steps on a
+    random batch of that shape; eval mode.
 
     NOTE: default-initialised nets (identity BN, zero shifts) have exact
     sign ties (e.g. 0 + float noise) that float32 and float64 runs of the
@@ -38,7 +42,7 @@ def trained_like(model: NASBNN, seed: int) -> NASBNN:
         t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
 
     for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
             uniform(module.running_mean, -1, 1)
             uniform(module.running_var, 0.5, 2)
             uniform(module.weight, 0.5, 1.5)
@@ -47,7 +51,8 @@ def trained_like(model: NASBNN, seed: int) -> NASBNN:
         if 'bias' in name and '.bn' not in name:
             uniform(param, -0.3, 0.3)
     model.eval()
-    model(torch.randn(2, 3, 32, 32, generator=gen))
+    if input_shape is not None:
+        model(torch.randn(*input_shape, generator=gen))
     return model
 
 

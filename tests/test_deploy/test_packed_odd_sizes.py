@@ -3,39 +3,10 @@
 import pytest
 import torch
 import torch.nn as nn
+from test_packed_nasbnn import ARCH, SPACE, trained_like
 
 from nasbnn_mm.deploy import pack_nasbnn
 from nasbnn_mm.models import NASBNN
-
-SPACE = 'nasbnn_digits'
-# Strides 1/2, kernels 3/5, groups 1/2/4, widening shortcuts.
-ARCH = dict(
-    stem='c16_k3_g1',
-    stages=[['c24_k3_g1', 'c32_k3_g1'], ['c64_k5_g2', 'c64_k3_g1'],
-            ['c96_k5_g4', 'c128_k3_g2']])
-
-
-@torch.no_grad()
-def trained_like(model: NASBNN, seed: int) -> NASBNN:
-    """Non-trivial BN statistics and RSign/RPReLU shifts (no exact sign
-    ties), LSQ steps initialised on an image-like batch; eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def uniform(t, low, high):
-        t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
-
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            uniform(module.running_mean, -1, 1)
-            uniform(module.running_var, 0.5, 2)
-            uniform(module.weight, 0.5, 1.5)
-            uniform(module.bias, -0.5, 0.5)
-    for name, param in model.named_parameters():
-        if 'bias' in name and '.bn' not in name:
-            uniform(param, -0.3, 0.3)
-    model.eval()
-    model(torch.randn(2, 3, 32, 32, generator=gen))
-    return model
 
 
 @pytest.mark.parametrize('size', [(33, 47), (47, 33), (37, 65)])

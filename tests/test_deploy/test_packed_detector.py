@@ -1,0 +1,141 @@
+"""Packed binary neck, heads and backbone of a detector against the float
+ones (:mod:`nasbnn_mm.deploy.packed_detector`)."""
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from test_packed_nasbnn import trained_like
+
+from nasbnn_mm.deploy import PackedNASBNN
+from nasbnn_mm.deploy.packed_det_layers import (PackedBinaryConvBlock,
+                                                PackedBinaryLinearBlock)
+from nasbnn_mm.deploy.packed_detector import PackedInferenceHook, pack_detector
+from nasbnn_mm.models.detection import BinaryConvBlock, BinaryLinearBlock
+from nasbnn_mm.models.detection.binary_blocks import CONV_MODULE_ATTRS
+from nasbnn_mm.utils import UserError
+
+CONFIG = ('configs/nasbnn_det/'
+          'faster-rcnn_nasbnn-digits-l_binary-fpn-head_6e_digits.py')
+
+
+@pytest.mark.parametrize('reference', [False, True])
+@pytest.mark.parametrize(
+    'in_channels, out_channels, kernel_size, stride, groups',
+    [
+        (48, 16, 1, 1, 1),  # FPN lateral conv: narrowing, no shortcut
+        (16, 16, 3, 1, 1),  # FPN output / RPN conv: identity shortcut
+        (16, 40, 3, 1, 1),  # widening: channel-tiled shortcut
+        (16, 16, 3, 2, 1),  # stride 2 (an extra FPN level): no shortcut
+        (32, 64, 3, 1, 4),  # grouped, tiled shortcut
+    ])
+def test_conv_block_equals_float(in_channels, out_channels, kernel_size,
+                                 stride, groups, reference):
+    block = BinaryConvBlock(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        groups=groups)
+    trained_like(block, 0, input_shape=None)
+    packed = PackedBinaryConvBlock(block)
+    x = torch.randn(
+        2, in_channels, 13, 17, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = block(x)
+        out = packed(x, reference=reference)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
+    assert packed.has_shortcut == block.has_shortcut
+    for name in CONV_MODULE_ATTRS:
+        assert getattr(packed, name) == getattr(block, name)
+
+
+@pytest.mark.parametrize('reference', [False, True])
+@pytest.mark.parametrize('in_features, out_features, shortcut', [
+    (392, 24, False),
+    (24, 24, True),
+    (24, 40, True),
+])
+def test_linear_block_equals_float(in_features, out_features, shortcut,
+                                   reference):
+    block = trained_like(
+        BinaryLinearBlock(in_features, out_features), 0, input_shape=None)
+    assert block.has_shortcut == shortcut
+    packed = PackedBinaryLinearBlock(block)
+    x = torch.randn(7, in_features, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = block(x)
+        out = packed(x, reference=reference)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
+
+
+def build_detector():
+    """The digits binary neck+head detector, trained-like statistics."""
+    cfg = Config.fromfile(CONFIG)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        import mmdet.models  # noqa: F401 (registers the detector parts)
+        from mmdet.registry import MODELS as DET_MODELS
+        det = DET_MODELS.build(cfg.model)
+    trained_like(det, 3, input_shape=None)
+    with torch.no_grad():
+        det.extract_feat(torch.randn(2, 3, 64, 64))  # LSQ stem steps
+    return det
+
+
+def test_pack_detector_equals_float():
+    det = build_detector()
+    packed = copy.deepcopy(det)
+    counts = pack_detector(packed)
+    assert counts == dict(
+        PackedNASBNN=1,
+        PackedBinaryConvBlock=sum(
+            isinstance(m, BinaryConvBlock) for m in det.modules()),
+        PackedBinaryLinearBlock=sum(
+            isinstance(m, BinaryLinearBlock) for m in det.modules()))
+    assert not any(
+        isinstance(m, (BinaryConvBlock, BinaryLinearBlock))
+        for m in packed.modules())
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(4))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(96, 128), ori_shape=(96, 128), scale_factor=(1., 1.)))
+    with torch.no_grad():
+        for a, b in zip(packed.extract_feat(x), det.extract_feat(x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        expected = det.predict(x, [copy.deepcopy(sample)])[0].pred_instances
+        result = packed.predict(x, [sample])[0].pred_instances
+    assert len(expected) > 0
+    assert torch.equal(result.labels, expected.labels)
+    torch.testing.assert_close(
+        result.bboxes, expected.bboxes, rtol=0, atol=1e-3)
+    torch.testing.assert_close(
+        result.scores, expected.scores, rtol=0, atol=1e-4)
+
+
+def fake_runner(model: nn.Module) -> SimpleNamespace:
+    return SimpleNamespace(
+        model=model, logger=MMLogger.get_instance('test_packed_detector'))
+
+
+def test_hook_packs_before_test():
+    det = build_detector()
+    PackedInferenceHook().before_test(fake_runner(det))
+    assert isinstance(det.backbone, PackedNASBNN)
+    assert not det.training
+
+
+def test_hook_errors_are_one_line():
+    with pytest.raises(UserError, match='no binary'):
+        PackedInferenceHook().before_test(fake_runner(nn.Conv2d(3, 8, 3)))
+    det = build_detector()
+    det.rpn_head.rpn_conv[0].sign.binary = False
+    with pytest.raises(
+            UserError, match=r'rpn_head\.rpn_conv\.0: sign\.binary'):
+        PackedInferenceHook().before_test(fake_runner(det))

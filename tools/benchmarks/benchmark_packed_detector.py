@@ -1,0 +1,146 @@
+"""A binary detector, float-simulated vs packed (backbone, neck and heads).
+
+Builds the detector of CONFIG (with ``--checkpoint``, its weights; without,
+untrained weights, which do not change the time), runs one image through
+``predict`` in both forms and reports whether the detections are identical
+(same count and labels, boxes within ``--box-tol`` px) and their time,
+timed round-robin: end to end (``predict``) and the features alone
+(``extract_feat``: backbone and neck). The packed form is
+:func:`nasbnn_mm.deploy.packed_detector.pack_detector` of the float model,
+what ``PackedInferenceHook`` does in ``tools/test.py``.
+
+The image (``--image``, default a seeded random one) is resized to
+``--size H W`` without keeping its aspect ratio, then normalised and padded
+by the detector's data preprocessor, as in a test pipeline.
+
+Example:
+    python tools/benchmarks/benchmark_packed_detector.py \\
+        configs/nasbnn_det/faster-rcnn_nasbnn-a_binary-fpn-head_1x_coco.py \\
+        --size 800 1344 --out packed_detector_a.json
+"""
+import argparse
+import copy
+import json
+from typing import Dict, List, Optional
+
+import mmcv
+import torch
+from bench_utils import (cpu_info, load_average, spread, summarize,
+                         time_round_robin)
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from nasbnn_mm.deploy.packed_detector import pack_detector
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='binary detector config')
+    parser.add_argument('--checkpoint', help='detector weights')
+    parser.add_argument('--image', help='image file (default: random)')
+    parser.add_argument(
+        '--size', nargs=2, type=int, metavar=('H', 'W'), help='input size')
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--box-tol', type=float, default=1e-3)
+    parser.add_argument('--out', help='JSON file for the results')
+    return parser.parse_args(argv)
+
+
+def build_detector(config: str, checkpoint: Optional[str]):
+    cfg = Config.fromfile(config)
+    init_default_scope('mmdet')
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    return model.eval()
+
+
+def make_batch(model, image: Optional[str], size: Optional[List[int]]):
+    """One preprocessed image: (inputs (1, 3, H', W'), data samples)."""
+    if image:
+        img = mmcv.imread(image)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        h, w = size or (800, 1344)
+        img = torch.randint(
+            0, 256, (h, w, 3), generator=gen, dtype=torch.uint8).numpy()
+    if size:
+        img = mmcv.imresize(img, (size[1], size[0]))
+    h, w = img.shape[:2]
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.)))
+    data = model.data_preprocessor(
+        dict(
+            inputs=[torch.from_numpy(img).permute(2, 0, 1).contiguous()],
+            data_samples=[sample]), False)
+    return data['inputs'], data['data_samples']
+
+
+def compare(expected, result, box_tol: float) -> Dict[str, object]:
+    """Index-aligned comparison of two detection sets (sorted by score)."""
+    n = min(len(expected), len(result))
+    box_diff = (expected.bboxes[:n] - result.bboxes[:n]).abs().amax(1)
+    differing = ((expected.labels[:n] != result.labels[:n]) |
+                 (box_diff > box_tol)).sum().item()
+    return dict(
+        detections=[len(expected), len(result)],
+        differing=int(differing) + abs(len(expected) - len(result)),
+        max_box_diff_px=box_diff.max().item() if n else 0.,
+        max_score_diff=(expected.scores[:n] -
+                        result.scores[:n]).abs().max().item() if n else 0.,
+        identical=bool(len(expected) == len(result) and differing == 0))
+
+
+@torch.no_grad()
+def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = build_detector(args.config, args.checkpoint)
+    inputs, samples = make_batch(model, args.image, args.size)
+    # the first forward initialises the LSQ stem steps of untrained weights
+    expected = model.predict(inputs, copy.deepcopy(samples))[0].pred_instances
+    packed = copy.deepcopy(model)
+    counts = pack_detector(packed)
+    result = packed.predict(inputs, copy.deepcopy(samples))[0].pred_instances
+    report = dict(
+        config=args.config,
+        checkpoint=args.checkpoint,
+        image=args.image or 'random',
+        input_shape=list(inputs.shape),
+        packed_modules=counts,
+        comparison=compare(expected, result, args.box_tol),
+        cpu=cpu_info(),
+        load_before=load_average())
+    arms = {
+        'float predict': lambda: model.predict(inputs, copy.deepcopy(samples)),
+        'packed predict':
+        lambda: packed.predict(inputs, copy.deepcopy(samples)),
+        'float extract_feat': lambda: model.extract_feat(inputs),
+        'packed extract_feat': lambda: packed.extract_feat(inputs),
+    }
+    times = time_round_robin(arms, args.warmup, args.runs)
+    report['load_after'] = load_average()
+    report['ms'] = {name: summarize(t) for name, t in times.items()}
+    report['speedup'] = {
+        part:
+        spread([
+            f / p
+            for f, p in zip(times[f'float {part}'], times[f'packed {part}'])
+        ])
+        for part in ('predict', 'extract_feat')
+    }
+    print(json.dumps(report, indent=1))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+if __name__ == '__main__':
+    main()
