@@ -77,9 +77,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--calibrate-batches',
         type=int,
-        default=10,
         help='training batches to re-estimate BN statistics (0: keep the '
-        "supernet's)")
+        "supernet's; default: the config's test_cfg.calibrate_batches, "
+        'what tools/test.py validates the subnet with, else 10)')
     parser.add_argument(
         '--subnet-config',
         help='a static subnet config (e.g. configs/nasbnn/'
@@ -98,7 +98,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error('--pareto needs --ops')
     if args.pareto is None and args.ops is not None:
         parser.error('--ops is only used with --pareto')
-    if args.calibrate_batches < 0:
+    if args.calibrate_batches is not None and args.calibrate_batches < 0:
         parser.error(f'--calibrate-batches: {args.calibrate_batches} must '
                      'be >= 0')
     return args
@@ -250,11 +250,13 @@ def export(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
     except ValueError as e:
         raise UserError(f'{args.pareto or "--arch"}: {e}') from None
     backbone, fc = export_subnet(supernet.backbone, supernet.head, arch)
+    num_batches = args.calibrate_batches
+    if num_batches is None:
+        num_batches = cfg.get('test_cfg', {}).get('calibrate_batches', 10)
     extra['calibrate_batches'] = 0
-    if args.calibrate_batches:
+    if num_batches:
         extra['calibrate_batches'] = recalibrate(supernet, backbone, cfg,
-                                                 args.calibrate_batches,
-                                                 args.device)
+                                                 num_batches, args.device)
     extra.update(
         supernet_checkpoint=osp.abspath(args.checkpoint),
         supernet_config=osp.abspath(args.config))
