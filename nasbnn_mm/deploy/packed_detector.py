@@ -26,7 +26,7 @@ from nasbnn_mm.utils import UserError, unwrap_model
 from .packed_det_layers import PackedBinaryConvBlock, PackedBinaryLinearBlock
 from .packed_nasbnn import pack_nasbnn
 
-__all__ = ['pack_detector', 'PackedInferenceHook']
+__all__ = ['pack_detector', 'match_detections', 'PackedInferenceHook']
 
 _PACKERS = (
     (NASBNN, pack_nasbnn),
@@ -73,6 +73,43 @@ def pack_detector(model: nn.Module) -> Dict[str, int]:
 
     visit(model, '')
     return counts
+
+
+def match_detections(expected, result, box_tol: float = 1e-3) -> Dict:
+    """Pair two detection sets one to one: same label, every box coordinate
+    within ``box_tol`` px (in score order, so near-equal scores that sort
+    differently still pair).
+
+    Args:
+        expected, result (InstanceData): ``bboxes`` (N, 4), ``labels`` (N, )
+            and ``scores`` (N, ), e.g. ``pred_instances`` of a detector.
+        box_tol (float): Largest coordinate difference of a pair, px.
+
+    Returns:
+        dict: ``detections`` (both counts), ``unmatched`` (detections of
+        either set without a pair), ``max_box_diff_px`` and
+        ``max_score_diff`` over the pairs, ``identical`` (no unmatched).
+    """
+    diff = (expected.bboxes[:, None] - result.bboxes[None]).abs().amax(2)
+    ok = (diff <= box_tol) & (expected.labels[:, None] == result.labels[None])
+    free = torch.ones(len(result), dtype=torch.bool)
+    pairs = []
+    for i in expected.scores.argsort(descending=True).tolist():
+        candidates = (ok[i] & free).nonzero().flatten()
+        if len(candidates):
+            j = candidates[diff[i, candidates].argmin()].item()
+            free[j] = False
+            pairs.append((i, j))
+    unmatched = len(expected) + len(result) - 2 * len(pairs)
+    box_diff = [diff[i, j].item() for i, j in pairs]
+    score_diff = [(expected.scores[i] - result.scores[j]).abs().item()
+                  for i, j in pairs]
+    return dict(
+        detections=[len(expected), len(result)],
+        unmatched=unmatched,
+        max_box_diff_px=max(box_diff, default=0.),
+        max_score_diff=max(score_diff, default=0.),
+        identical=unmatched == 0)
 
 
 @HOOKS.register_module()

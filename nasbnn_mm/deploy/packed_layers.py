@@ -31,6 +31,7 @@ from nasbnn_mm.models.backbones import BinarySeparableBlock
 from nasbnn_mm.models.layers import BinaryConv2d, RPReLU, RSign
 from nasbnn_mm.models.layers.binary_conv import binary_conv_weight
 from nasbnn_mm.models.layers.shortcut import bireal_pool
+from nasbnn_mm.ops import BinaryConvParams
 from nasbnn_mm.ops import binary_conv as ops
 
 __all__ = ['PackedBinaryConv2d', 'PackedSeparableBlock', 'copy_sign_shift']
@@ -197,6 +198,14 @@ class PackedBinaryConv2d(nn.Module):
 
     def _act(self) -> Tuple[Tensor, Tensor, Tensor]:
         return self.act_bias_in, self.act_weight, self.act_bias_out
+
+    def params(self) -> BinaryConvParams:
+        """This conv as the fused ops of :mod:`nasbnn_mm.ops.fused` take
+        it (blocked weight, folded affine, RPReLU)."""
+        return BinaryConvParams(self.blocked_weight(), self.in_channels,
+                                self.out_channels, self.stride, self.padding,
+                                self.groups, self.scale, self.bias,
+                                self._act())
 
     def forward(self,
                 x: Tensor,

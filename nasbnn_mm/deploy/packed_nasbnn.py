@@ -8,6 +8,7 @@ way, ``load_state_dict``: its own (packed) entries, or the float entries of
 a ``NASBNN``, which are packed on the fly; :func:`pack_nasbnn` packs a
 float model.
 """
+import itertools
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -17,6 +18,8 @@ from torch import Tensor
 
 from nasbnn_mm.models.backbones import NASBNN, BaseSubnet
 from nasbnn_mm.nas import DEFAULT_SPACE, ArchType
+from nasbnn_mm.ops import fused as ops
+from nasbnn_mm.ops.binary_conv import pack_activation
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import OptMultiConfig
 from nasbnn_mm.utils.checkpoint import load_state_dict_strict
@@ -88,6 +91,8 @@ class PackedNASBNN(BaseSubnet):
             if num_classes is not None else None)
         self.requires_grad_(False)
         self.eval()
+        self._stem_cache: Optional[Tensor] = None
+        self._stem_key: Optional[tuple] = None
 
     def make_block(self, in_channels: int, out_channels: int, kernel_size: int,
                    groups: int, stride: int) -> PackedSeparableBlock:
@@ -120,6 +125,67 @@ class PackedNASBNN(BaseSubnet):
             for key, value in pack_nasbnn(backbone).state_dict().items():
                 state_dict[prefix + key] = value
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def forward_stages(self,
+                       x: Tensor,
+                       indices: Sequence[int],
+                       reference: bool = False) -> Tuple[Tensor, ...]:
+        """Run the stem and every block; return the outputs of ``indices``.
+
+        On the kernels each block is one :func:`~nasbnn_mm.ops.binary_block`
+        call that also writes the packed signs of the next block's input,
+        and the stem's RPReLU writes the first ones, so activations are
+        packed once (a stride-2 block on an odd size runs alone: the fused
+        epilogue pools even sizes only); the stem's quantized weight is
+        computed once. Bitwise
+        the same as running the blocks one by one (``reference`` runs the
+        pure-PyTorch ops that way).
+        """
+        if reference:
+            return super().forward_stages(x, indices, reference=True)
+        stem = self.stem
+        if stem.conv.input_quantizer is not None:
+            x = stem.conv.input_quantizer(x)
+        x = stem.bn(
+            stem.conv._conv_forward(x, self._stem_weight(), stem.conv.bias))
+        blocks = [block for stage in self.stages for block in stage]
+        act = stem.act
+        x, packed = ops.rprelu_pack(x, (act.bias_in, act.weight, act.bias_out),
+                                    blocks[0].conv1.groups,
+                                    blocks[0].sign1.bias)
+        outs, k = [], 0
+        for i, stage in enumerate(self.stages):
+            for block in stage:
+                k += 1
+                nxt = blocks[k] if k < len(blocks) else None
+                if block.stride == 2 and (x.shape[-2] % 2 or x.shape[-1] % 2):
+                    # the fused epilogue pools even sizes only
+                    x, packed = block(x), None
+                    continue
+                if packed is None:
+                    packed = pack_activation(x, block.conv1.groups,
+                                             block.sign1.bias)
+                x, packed = ops.binary_block(
+                    packed, x, block.conv1.params(), block.conv2.params(),
+                    block.sign2.bias, block.stride == 2,
+                    0 if nxt is None else nxt.conv1.groups,
+                    None if nxt is None else nxt.sign1.bias)
+            if i in indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _stem_weight(self) -> Tensor:
+        """The stem's quantized weight, recomputed when its tensors
+        change."""
+        conv = self.stem.conv
+        key = tuple(
+            (t.data_ptr(), t._version)
+            for t in itertools.chain(conv.parameters(), conv.buffers()))
+        if key != self._stem_key:
+            self._stem_cache = conv.weight_quantizer(conv.weight)
+            self._stem_key = key
+        return self._stem_cache
 
     @torch.no_grad()
     def forward(self,

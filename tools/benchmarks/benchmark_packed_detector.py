@@ -3,7 +3,7 @@
 Builds the detector of CONFIG (with ``--checkpoint``, its weights; without,
 untrained weights, which do not change the time), runs one image through
 ``predict`` in both forms and reports whether the detections are identical
-(same count and labels, boxes within ``--box-tol`` px) and their time,
+(paired one to one: same label, boxes within ``--box-tol`` px) and their time,
 timed round-robin: end to end (``predict``) and the features alone
 (``extract_feat``: backbone and neck). The packed form is
 :func:`nasbnn_mm.deploy.packed_detector.pack_detector` of the float model,
@@ -32,7 +32,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from nasbnn_mm.deploy.packed_detector import pack_detector
+from nasbnn_mm.deploy.packed_detector import match_detections, pack_detector
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -82,21 +82,6 @@ def make_batch(model, image: Optional[str], size: Optional[List[int]]):
     return data['inputs'], data['data_samples']
 
 
-def compare(expected, result, box_tol: float) -> Dict[str, object]:
-    """Index-aligned comparison of two detection sets (sorted by score)."""
-    n = min(len(expected), len(result))
-    box_diff = (expected.bboxes[:n] - result.bboxes[:n]).abs().amax(1)
-    differing = ((expected.labels[:n] != result.labels[:n]) |
-                 (box_diff > box_tol)).sum().item()
-    return dict(
-        detections=[len(expected), len(result)],
-        differing=int(differing) + abs(len(expected) - len(result)),
-        max_box_diff_px=box_diff.max().item() if n else 0.,
-        max_score_diff=(expected.scores[:n] -
-                        result.scores[:n]).abs().max().item() if n else 0.,
-        identical=bool(len(expected) == len(result) and differing == 0))
-
-
 @torch.no_grad()
 def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
@@ -114,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         image=args.image or 'random',
         input_shape=list(inputs.shape),
         packed_modules=counts,
-        comparison=compare(expected, result, args.box_tol),
+        comparison=match_detections(expected, result, args.box_tol),
         cpu=cpu_info(),
         load_before=load_average())
     arms = {
