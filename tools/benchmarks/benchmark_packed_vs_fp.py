@@ -5,9 +5,8 @@ and thread count in turn, after warm-up, so load from other processes hits
 them alike):
 
 - packed NAS-BNN presets (default A and B; untrained weights, which do not
-  change the time) with their FP classifier: :meth:`PackedNASBNN.logits`,
-  and (unless ``--no-preview``) the same model through the fused ops,
-  ``fused_preview.FusedForward`` (bitwise equal logits, checked here);
+  change the time) with their FP classifier: :meth:`PackedNASBNN.logits`
+  (the fused forward: one kernel call per block);
 - torchvision MobileNetV3-Large, MobileNetV2 and ResNet-18 in fp32
   (``weights=None``), channels_last, under ``torch.inference_mode``.
 
@@ -33,7 +32,6 @@ import torch.nn as nn
 import torchvision
 from bench_utils import (cpu_info, load_average, packed_classifier, spread,
                          summarize, time_round_robin)
-from fused_preview import FusedForward
 
 # torchvision constructors of the fp32 reference arms.
 FP_ARMS = {
@@ -59,10 +57,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='wall',
         help='cpu: process CPU time, robust to load from other processes; '
         'single-threaded runs only')
-    parser.add_argument(
-        '--no-preview',
-        action='store_true',
-        help='leave out the fused-ops forward of the packed presets')
     parser.add_argument('--out', help='write the results as JSON here')
     args = parser.parse_args(argv)
     if args.runs < 10:
@@ -93,16 +87,6 @@ def build_models(args: argparse.Namespace) -> Dict[str, Callable]:
         packed = packed_classifier(
             preset, size=args.input_size, seed=args.seed)
         models[f'NAS-BNN-{preset} packed'] = packed.logits
-        if not args.no_preview:
-            fused = FusedForward(packed)
-            fused.check(
-                torch.randn(
-                    1,
-                    3,
-                    args.input_size,
-                    args.input_size,
-                    generator=torch.Generator().manual_seed(args.seed)))
-            models[f'NAS-BNN-{preset} fused (preview)'] = fused
     for name, build in FP_ARMS.items():
         torch.manual_seed(args.seed)
         model: nn.Module = build(weights=None).eval()

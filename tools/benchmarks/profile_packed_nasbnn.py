@@ -1,26 +1,21 @@
 """Per-layer profile of a packed NAS-BNN on the CPU: where the time goes.
 
-Runs the logits of an untrained preset (the weights do not change the
-time), either through :meth:`PackedNASBNN.logits` (``--forward deploy``)
-or through the fused ops of ``fused_preview.FusedForward`` (``--forward
-preview``), and splits each forward into:
+Runs :meth:`PackedNASBNN.logits` of an untrained preset (the weights do
+not change the time; the forward is the fused one: one kernel call per
+block) and splits each forward into:
 
-- every binary convolution call: its C++ kernel time, its binary ops
-  (BOPs: one per binary MAC, the paper's count) and the kernel's achieved
-  BOPs per second; with ``deploy``, also the Python around it (module
-  call, argument checks, weight lookup);
-- the other kernel calls (packing the signs of the next input, the stem's
-  fused RPReLU);
-- with ``deploy``, per block outside its kernels (the stride-2
-  shortcut's average pooling, Python), the stem and the classifier as
-  modules, and what lies between the blocks (layout change, global
-  pooling, Python); with ``preview``, everything outside the kernels in
-  one row (stem convolution and BN, classifier, pooling, Python).
+- every binary block or convolution kernel call: its C++ time, its binary
+  ops (BOPs: one per binary MAC, the paper's count) and the kernel's
+  achieved BOPs per second;
+- the other kernel calls (the stem's fused RPReLU and packing, packing
+  where a block runs alone);
+- everything outside the kernels in one row (stem convolution and BN,
+  classifier, pooling, Python).
 
 Kernel calls are timed by a stand-in for the extension module that wraps
-each call with ``time.perf_counter``; modules by forward hooks. Both add a
-few microseconds per call, so the uninstrumented forward is timed
-round-robin with the instrumented one and both totals are reported. A
+each call with ``time.perf_counter``. It adds a few microseconds per
+call, so the uninstrumented forward is timed round-robin with the
+instrumented one and both totals are reported. A
 ``torch.profiler`` pass lists the ATen operators by self time (what the
 stem and the rest consist of). The machine's load average is recorded.
 
@@ -36,10 +31,8 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
-import torch.nn as nn
 from bench_utils import (cpu_info, load_average, packed_classifier, summarize,
                          time_round_robin)
-from fused_preview import FusedForward
 from torch.profiler import ProfilerActivity, profile
 
 from nasbnn_mm.ops import binary_conv as ops
@@ -48,8 +41,6 @@ from nasbnn_mm.ops import binary_conv as ops
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--preset', default='B')
-    parser.add_argument(
-        '--forward', choices=('deploy', 'preview'), default='deploy')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--input-size', type=int, default=224)
@@ -71,21 +62,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 class Event:
-    """One timed call: a kernel (``kind='kernel'``, ``name`` the extension
-    function) or a module forward (``kind='module'``, ``name`` its path).
-    Binary convolution kernels carry their ``shape`` and ``bops``."""
+    """One timed kernel call (``name`` the extension function); binary
+    convolution kernels carry their ``shape`` and ``bops``."""
 
-    def __init__(self, kind: str, name: str, start: float, end: float) -> None:
-        self.kind, self.name, self.start, self.end = kind, name, start, end
+    def __init__(self, name: str, start: float, end: float) -> None:
+        self.name, self.start, self.end = name, start, end
         self.shape = ''
         self.bops = 0
 
     @property
     def seconds(self) -> float:
         return self.end - self.start
-
-    def inside(self, other: 'Event') -> bool:
-        return other.start <= self.start and self.end <= other.end
 
 
 def conv_info(name: str, args: tuple, kwargs: dict, result) -> tuple:
@@ -127,7 +114,7 @@ class TimedExt:
         def timed(*args, **kwargs):
             start = time.perf_counter()
             out = fn(*args, **kwargs)
-            event = Event('kernel', name, start, time.perf_counter())
+            event = Event(name, start, time.perf_counter())
             event.shape, event.bops = conv_info(name, args, kwargs, out)
             self._events.append(event)
             return out
@@ -136,137 +123,46 @@ class TimedExt:
 
 
 class Instrument:
-    """Records the kernel calls (and, with ``hooks``, module forwards) of
-    a forward.
+    """Records the kernel calls of a forward. Use as a context manager;
+    ``events`` holds what was recorded since :meth:`reset`."""
 
-    Modules: the stem, every block (``stages.i.j``), every binary conv
-    (modules with ``num_binary_weights``) and the classifier ``fc``. Use
-    as a context manager; ``events`` holds what was recorded since
-    :meth:`reset`.
-    """
-
-    def __init__(self, model: nn.Module, hooks: bool) -> None:
-        self.model = model
-        self.hooks = hooks
+    def __init__(self) -> None:
         self.events: List[Event] = []
-        self._handles = []
-        self._starts: Dict[str, float] = {}
         self._ext = None
 
-    def modules(self) -> Dict[str, nn.Module]:
-        named = {'stem': self.model.stem}
-        for i, blocks in enumerate(self.model.stages):
-            for j, block in enumerate(blocks):
-                named[f'stages.{i}.{j}'] = block
-                for name, m in block.named_modules():
-                    if hasattr(m, 'num_binary_weights'):
-                        named[f'stages.{i}.{j}.{name}'] = m
-        named['fc'] = self.model.fc
-        return named
-
     def __enter__(self) -> 'Instrument':
-        if self.hooks:
-            for label, module in self.modules().items():
-                self._handles += [
-                    module.register_forward_pre_hook(self._pre_hook(label)),
-                    module.register_forward_hook(self._post_hook(label))
-                ]
         self._ext = ops.load_ext()
         ops._ext = TimedExt(self._ext, self.events)
         return self
 
     def __exit__(self, *exc) -> None:
         ops._ext = self._ext
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
 
     def reset(self) -> None:
         self.events.clear()
 
-    def _pre_hook(self, label: str):
-
-        def hook(module, inputs):
-            self._starts[label] = time.perf_counter()
-
-        return hook
-
-    def _post_hook(self, label: str):
-
-        def hook(module, inputs, output):
-            self.events.append(
-                Event('module', label, self._starts[label],
-                      time.perf_counter()))
-
-        return hook
-
 
 def attribute(events: List[Event], total: float) -> List[dict]:
-    """Rows of one forward: name, seconds, category, shape and BOPs.
-
-    Kernels inside a binary conv module's window are that conv's
-    ``kernel`` row and the rest of the window its ``python`` row; other
-    kernels get a row of their own, named after their block if any.
-    Block windows leave a ``rest``; the top level ``between blocks`` (with
-    module hooks) or ``outside kernels`` (without).
-    """
-    modules = [e for e in events if e.kind == 'module']
-    kernels = [e for e in events if e.kind == 'kernel']
-    convs = [m for m in modules if m.name.count('.') >= 3]
-    blocks = [m for m in modules if m.name.count('.') == 2]
-    top = [m for m in modules if m.name in ('stem', 'fc')]
-    rows = []
-
-    def add(name, seconds, category, event=None):
-        rows.append(
-            dict(
-                name=name,
-                seconds=seconds,
-                category=category,
-                shape=event.shape if event else '',
-                bops=event.bops if event else 0))
-
-    owned = set()
-    for conv in convs:
-        inner = [k for k in kernels if k.inside(conv)]
-        owned.update(id(k) for k in inner)
-        for k in inner:
-            add(f'{conv.name} {k.name}', k.seconds, 'binary conv kernels', k)
-        add(f'{conv.name} python',
-            conv.seconds - sum(k.seconds for k in inner),
-            'conv modules: Python, checks')
-    for i, k in enumerate(kernels):
-        if id(k) in owned:
-            continue
-        block = next((b.name for b in blocks if k.inside(b)), None)
-        name = f'{block} {k.name}' if block else f'{i:02d} {k.name}'
-        category = ('binary conv kernels'
-                    if k.bops else f'other kernels ({k.name})')
-        add(name, k.seconds, category, k)
-    for block in blocks:
-        inner = [c for c in convs if c.inside(block)] + [
-            k for k in kernels if k.inside(block) and id(k) not in owned
-        ]
-        add(f'{block.name} rest',
-            block.seconds - sum(e.seconds for e in inner),
-            'blocks: shortcut pool, Python')
-    for m in top:
-        add(m.name, m.seconds, {
-            'stem': 'stem (8-bit conv, BN, RPReLU)',
-            'fc': 'classifier'
-        }[m.name])
-    if modules:
-        add('between blocks', total - sum(m.seconds for m in top + blocks),
-            'between blocks (layout, pooling, Python)')
-    else:
-        add('outside kernels', total - sum(k.seconds for k in kernels),
-            'outside kernels (stem conv + BN, pooling, classifier, Python)')
+    """Rows of one forward: name, seconds, category, shape and BOPs; one
+    row per kernel call, then ``outside kernels``."""
+    rows = [
+        dict(
+            name=f'{i:02d} {k.name}',
+            seconds=k.seconds,
+            category=('binary conv kernels'
+                      if k.bops else f'other kernels ({k.name})'),
+            shape=k.shape,
+            bops=k.bops) for i, k in enumerate(events)
+    ]
+    rows.append(
+        dict(
+            name='outside kernels',
+            seconds=total - sum(k.seconds for k in events),
+            category='outside kernels (stem conv + BN, pooling, classifier, '
+            'Python)',
+            shape='',
+            bops=0))
     return rows
-
-
-def make_forward(model, mode: str) -> Callable:
-    """The logits function of ``--forward``."""
-    return model.logits if mode == 'deploy' else FusedForward(model)
 
 
 @torch.no_grad()
@@ -274,7 +170,7 @@ def profile_forward(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     model = packed_classifier(
         args.preset, size=args.input_size, seed=args.seed)
-    forward = make_forward(model, args.forward)
+    forward = model.logits
     size = args.input_size
     x = torch.randn(
         args.batch,
@@ -282,7 +178,7 @@ def profile_forward(args: argparse.Namespace) -> dict:
         size,
         size,
         generator=torch.Generator().manual_seed(args.seed))
-    instrument = Instrument(model, hooks=args.forward == 'deploy')
+    instrument = Instrument()
     per_run: List[List[dict]] = []
     totals: List[float] = []
 
@@ -322,7 +218,6 @@ def profile_forward(args: argparse.Namespace) -> dict:
     peak = max(r['gbops_per_s'] for r in conv_rows)
     return dict(
         preset=args.preset,
-        forward=args.forward,
         input=f'{args.batch}x3x{size}x{size}',
         threads=args.threads,
         kernel_path=ops.kernel_path(),
@@ -360,10 +255,9 @@ def aten_profile(forward: Callable, x: torch.Tensor,
 
 
 def print_result(res: dict) -> None:
-    print(f'\n## packed NAS-BNN-{res["preset"]} ({res["forward"]} '
-          f'forward) {res["input"]}, {res["threads"]} thread(s), path '
-          f'{res["kernel_path"]}, load average {res["load_before"]} -> '
-          f'{res["load_after"]}')
+    print(f'\n## packed NAS-BNN-{res["preset"]} {res["input"]}, '
+          f'{res["threads"]} thread(s), path {res["kernel_path"]}, load '
+          f'average {res["load_before"]} -> {res["load_after"]}')
     plain, inst = res['plain_ms'], res['instrumented_ms']
     print(f'forward (logits): {plain["median"]:.2f} ms plain '
           f'(q1-q3 {plain["q1"]:.2f}-{plain["q3"]:.2f}, min '
