@@ -90,8 +90,8 @@ def test_binary_det_configs_are_found():
     assert names == {
         f'faster-rcnn_nasbnn-{name}_binary-fpn-head_{schedule}.py'
         for name, schedule in [(a, '1x_coco') for a in 'abcdef'] +
-        [('base', '1x_coco'), ('digits-l', '6e_digits'),
-         ('digits-l', '6e_digits_packed')]
+        [('base', '1x_coco'), ('digits-l',
+                               '6e_digits'), ('digits-l', '6e_digits_packed')]
     }
 
 
