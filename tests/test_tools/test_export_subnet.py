@@ -248,9 +248,10 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
         == 0
     kept = torch.load(out / 'kept.pth', weights_only=True)
     # without the flag: as many batches as the config validates with
-    assert _main()(argv + [
-        '--name', 'default', '--cfg-options', 'test_cfg.calibrate_batches=1'
-    ]) == 0
+    assert _main()(
+        argv +
+        ['--name', 'default', '--cfg-options', 'test_cfg.calibrate_batches=1']
+    ) == 0
     default = torch.load(out / 'default.pth', weights_only=True)
     assert default['meta']['calibrate_batches'] == 1
     key = 'backbone.stages.1.0.bn2.running_mean'
