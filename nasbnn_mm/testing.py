@@ -1,11 +1,15 @@
 """Tiny search spaces and fake inputs shared by the tests (like
 ``mmdet.testing``): small enough for a supernet step in milliseconds on a
 CPU, with every kind of choice (depth, width, kernel, groups) present."""
+import importlib.util
+import os.path as osp
+from types import ModuleType
+
 import torch
 
 __all__ = [
     'TINY_SPACE', 'TINY_ARCH', 'ONE_STAGE_SPACE', 'LabelSample',
-    'toy_train_dataloader'
+    'toy_train_dataloader', 'load_tool'
 ]
 
 # Two stages, 16x16 inputs, 4 classes; the second stage has stride 2 and
@@ -67,3 +71,23 @@ def toy_train_dataloader(dataset: list, batch_size: int = 4) -> dict:
         collate_fn=dict(type='default_collate'),
         batch_size=batch_size,
         num_workers=0)
+
+
+def load_tool(*parts: str) -> ModuleType:
+    """Import a script of the source checkout's ``tools/`` folder.
+
+    Args:
+        *parts (str): Its path under ``tools/``, e.g. ``'deploy',
+            'pack_subnet.py'``.
+
+    Returns:
+        ModuleType: The script as a module (``.main`` runs it), named
+        ``tools.<parts>`` so that two tools never share a module name.
+    """
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    path = osp.join(repo, 'tools', *parts)
+    name = 'tools.' + '.'.join(parts)[:-3]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

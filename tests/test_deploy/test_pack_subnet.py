@@ -1,5 +1,4 @@
 """tools/deploy/pack_subnet.py on a small exported subnet, in-process."""
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -11,17 +10,14 @@ from test_packed_nasbnn import ARCH, SPACE, float_pair, trained_like
 
 from nasbnn_mm.deploy import load_packed, pack_nasbnn
 from nasbnn_mm.models import NASBNN, subnet_checkpoint
+from nasbnn_mm.testing import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'pack_subnet.py'
 
 
 def _main():
-    path = osp.join(REPO, 'tools', 'deploy', TOOL)
-    spec = importlib.util.spec_from_file_location('pack_subnet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('deploy', TOOL).main
 
 
 @pytest.fixture
@@ -144,10 +140,7 @@ def test_export_without_conventions_is_refused(exported, tmp_path, capsys):
 
 
 def test_sign_flips_count_disagreeing_binary_activations():
-    path = osp.join(REPO, 'tools', 'deploy', TOOL)
-    spec = importlib.util.spec_from_file_location('pack_subnet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('deploy', TOOL)
     backbone, fc = float_pair(ARCH, 0)
     backbone.eval()
     packed = pack_nasbnn(backbone, fc)

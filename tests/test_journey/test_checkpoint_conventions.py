@@ -7,7 +7,6 @@ largest kernel only) initialise a detector backbone from the same
 detection config, each with its own conventions; a config that
 contradicts its checkpoint fails with one line.
 """
-import importlib.util
 import os.path as osp
 from types import SimpleNamespace
 
@@ -22,6 +21,7 @@ from nasbnn_mm.models import SandwichSupernet, SuperBNN
 from nasbnn_mm.models.layers import normalize_weight
 from nasbnn_mm.nas import SearchSpace
 from nasbnn_mm.registry import MODELS
+from nasbnn_mm.testing import load_tool
 from nasbnn_mm.utils import UserError, extract_state_dict
 from nasbnn_mm.utils.conventions import checkpoint_conventions
 
@@ -32,11 +32,7 @@ SPACE = 'nasbnn_digits'
 
 
 def _tool(*parts):
-    path = osp.join(REPO, 'tools', *parts)
-    spec = importlib.util.spec_from_file_location(parts[-1][:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool(*parts).main
 
 
 @torch.no_grad()

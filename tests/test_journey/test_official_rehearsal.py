@@ -11,7 +11,6 @@ official conventions and runs one training step on a tiny image ->
 ``tools/test.py`` on the classification export. No convention is named on
 any command line: they travel in the checkpoints' meta.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -30,6 +29,7 @@ from PIL import Image
 
 from nasbnn_mm.models import NASBNN
 from nasbnn_mm.nas import SearchSpace
+from nasbnn_mm.testing import load_tool
 from nasbnn_mm.utils.conventions import checkpoint_conventions
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -43,12 +43,7 @@ NUM_CLASSES = 4
 
 
 def _tool(*parts):
-    path = osp.join(REPO, 'tools', *parts)
-    spec = importlib.util.spec_from_file_location(
-        'rehearsal_' + parts[-1][:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool(*parts).main
 
 
 def _image_folder(root):

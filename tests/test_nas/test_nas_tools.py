@@ -3,7 +3,6 @@
 The ``--json`` outputs are checked in a subprocess, as a user runs them;
 the rest in-process, as starting Python with torch takes seconds.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -11,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+from nasbnn_mm.testing import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
@@ -30,11 +31,7 @@ def _run(tool, *args):
 
 
 def _main(tool):
-    spec = importlib.util.spec_from_file_location(tool[:-3],
-                                                  osp.join(TOOLS, tool))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('analysis_tools', tool).main
 
 
 def test_get_ops_json():

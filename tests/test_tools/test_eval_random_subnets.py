@@ -2,7 +2,6 @@
 
 Run in-process (``main(argv)``): starting Python with torch takes seconds.
 """
-import importlib.util
 import json
 import os.path as osp
 
@@ -13,7 +12,7 @@ import torch
 
 from nasbnn_mm.models import SandwichSupernet
 from nasbnn_mm.nas import SearchSpace, count_arch_ops, parse_arch
-from nasbnn_mm.testing import TINY_SPACE
+from nasbnn_mm.testing import TINY_SPACE, load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NUM_VAL = 6
@@ -42,11 +41,7 @@ val_cfg = dict(type='nasbnn_mm.SubnetValLoop', calibrate_batches=2)
 
 
 def _main():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'eval_random_subnets.py')
-    spec = importlib.util.spec_from_file_location('eval_random_subnets', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('analysis_tools', 'eval_random_subnets.py').main
 
 
 @pytest.fixture(scope='module')

@@ -3,7 +3,6 @@
 Run in-process (``main(argv)``): starting Python with torch takes seconds.
 """
 import copy
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -21,7 +20,7 @@ from nasbnn_mm.engine import recalibrate_bn
 from nasbnn_mm.models import NASBNN, SandwichSupernet, export_subnet
 from nasbnn_mm.nas import (count_arch_ops, load_arch, parse_arch,
                            sample_largest, sample_smallest)
-from nasbnn_mm.testing import TINY_ARCH, TINY_SPACE, LabelSample
+from nasbnn_mm.testing import TINY_ARCH, TINY_SPACE, LabelSample, load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SUBNET_CFG = osp.join(REPO, 'configs/nasbnn/nasbnn-subnet_digits.py')
@@ -58,11 +57,7 @@ train_dataloader = dict(
 
 
 def _main(tool: str = 'export_subnet.py'):
-    path = osp.join(REPO, 'tools', tool)
-    spec = importlib.util.spec_from_file_location(tool[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool(tool).main
 
 
 @pytest.fixture(scope='module')

@@ -2,7 +2,6 @@
 
 Run in-process (``main()``): starting Python with torch takes seconds.
 """
-import importlib.util
 import json
 import os.path as osp
 import sys
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from nasbnn_mm.models import SandwichSupernet
-from nasbnn_mm.testing import ONE_STAGE_SPACE
+from nasbnn_mm.testing import ONE_STAGE_SPACE, load_tool
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -46,11 +45,7 @@ default_hooks = dict(checkpoint=None)
 
 
 def _main():
-    path = osp.join(REPO, 'tools', 'search.py')
-    spec = importlib.util.spec_from_file_location('search_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('search.py').main
 
 
 @pytest.fixture(scope='module')

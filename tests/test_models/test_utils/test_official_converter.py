@@ -1,4 +1,3 @@
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -7,6 +6,7 @@ import torch
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.models.utils import convert_official_state_dict
 from nasbnn_mm.nas import SearchSpace
+from nasbnn_mm.testing import load_tool
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -143,12 +143,7 @@ def test_unknown_official_key_is_named():
 
 
 def _converter():
-    path = osp.join(REPO, 'tools', 'model_converters',
-                    'nasbnn_official_to_mm.py')
-    spec = importlib.util.spec_from_file_location('converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('model_converters', 'nasbnn_official_to_mm.py').main
 
 
 def test_converter_tool_writes_a_weights_only_checkpoint(tmp_path, capsys):
