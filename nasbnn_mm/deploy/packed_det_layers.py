@@ -38,8 +38,9 @@ class PackedBinaryConvBlock(nn.Module):
 
     Shape:
         - Input: (N, C_in, H, W) float32.
-        - Output: (N, C_out, H_out, W_out) float32, contiguous (NCHW), as
-          the float block returns.
+        - Output: (N, C_out, H_out, W_out) float32 in channels_last memory
+          (the kernels' layout: PyTorch ops take it as they take NCHW;
+          ops that read raw NCHW memory need ``.contiguous()`` first).
     """
 
     def __init__(self, block: BinaryConvBlock) -> None:
@@ -65,7 +66,7 @@ class PackedBinaryConvBlock(nn.Module):
         pack = ops.pack_activation_ref if reference else ops.pack_activation
         packed = pack(x, self.groups, self.sign.bias)
         residual = x if self.has_shortcut else None
-        return self.conv(packed, residual, reference).contiguous()
+        return self.conv(packed, residual, reference)
 
 
 class PackedBinaryLinearBlock(nn.Module):

@@ -5,6 +5,9 @@ by its bit-packed form: a :class:`~nasbnn_mm.models.NASBNN` backbone by
 :class:`PackedNASBNN`, the neck's and heads' binary blocks by
 :class:`PackedBinaryConvBlock` / :class:`PackedBinaryLinearBlock`. Layers
 that are not binary (the 8-bit stem, the FP predictors, RoIAlign) stay.
+Feature maps stay in the kernels' channels_last memory from the backbone
+through the neck and the RPN (no layout copies); the RoI extractors get
+contiguous maps, as MMCV's RoI ops read raw NCHW memory.
 :class:`PackedInferenceHook` does it when a test starts, so a config turns
 packed inference on::
 
@@ -13,10 +16,12 @@ packed inference on::
 
 Importing this module imports MMDetection.
 """
-from typing import Dict
+from functools import partial
+from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
+from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
 from mmengine.hooks import Hook
 
 from nasbnn_mm.models.backbones import NASBNN
@@ -29,7 +34,7 @@ from .packed_nasbnn import pack_nasbnn
 __all__ = ['pack_detector', 'match_detections', 'PackedInferenceHook']
 
 _PACKERS = (
-    (NASBNN, pack_nasbnn),
+    (NASBNN, partial(pack_nasbnn, channels_last_outputs=True)),
     (BinaryConvBlock, PackedBinaryConvBlock),
     (BinaryLinearBlock, PackedBinaryLinearBlock),
 )
@@ -72,7 +77,17 @@ def pack_detector(model: nn.Module) -> Dict[str, int]:
             counts[kind] = counts.get(kind, 0) + 1
 
     visit(model, '')
+    for module in model.modules():
+        if isinstance(module, BaseRoIExtractor):
+            module.register_forward_pre_hook(_contiguous_feats)
     return counts
+
+
+def _contiguous_feats(module: nn.Module, args: Tuple) -> Tuple:
+    """Forward pre-hook of a RoI extractor: contiguous (NCHW) feature
+    maps, as MMCV's RoI ops read raw NCHW memory."""
+    feats, *rest = args
+    return (tuple(f.contiguous() for f in feats), *rest)
 
 
 def match_detections(expected, result, box_tol: float = 1e-3) -> Dict:

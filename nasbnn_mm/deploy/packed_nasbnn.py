@@ -64,6 +64,10 @@ class PackedNASBNN(BaseSubnet):
             8 bits. None (default): as ``weight_norm``.
         num_classes (int, optional): Add the FP classifier ``fc`` (for
             :meth:`logits`). Defaults to None.
+        channels_last_outputs (bool): Return the stage outputs in the
+            kernels' channels_last memory instead of contiguous copies,
+            for consumers that take either (e.g. a packed neck). Defaults
+            to False.
         init_cfg (dict | list[dict], optional): Initialization config.
 
     Example:
@@ -82,10 +86,12 @@ class PackedNASBNN(BaseSubnet):
                  weight_norm: Optional[Union[bool, str]] = None,
                  stem_quantize_input: Optional[bool] = None,
                  num_classes: Optional[int] = None,
+                 channels_last_outputs: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(arch, search_space, out_indices, weight_norm,
                          stem_quantize_input, init_cfg)
         self.num_classes = num_classes
+        self.channels_last_outputs = channels_last_outputs
         self.fc = (
             nn.Linear(self.arch.stages[-1][-1].channels, num_classes)
             if num_classes is not None else None)
@@ -199,9 +205,12 @@ class PackedNASBNN(BaseSubnet):
 
         Returns:
             tuple[Tensor]: Outputs (N, C_i, H_i, W_i) of ``out_indices``,
-            contiguous, as :class:`NASBNN`.
+            contiguous as :class:`NASBNN`'s, or channels_last with
+            ``channels_last_outputs``.
         """
         outs = self.forward_stages(x, self.out_indices, reference=reference)
+        if self.channels_last_outputs:
+            return outs
         return tuple(out.contiguous() for out in outs)
 
     @torch.no_grad()
@@ -248,13 +257,16 @@ class PackedNASBNN(BaseSubnet):
 
 @torch.no_grad()
 def pack_nasbnn(backbone: NASBNN,
-                fc: Optional[nn.Linear] = None) -> PackedNASBNN:
+                fc: Optional[nn.Linear] = None,
+                channels_last_outputs: bool = False) -> PackedNASBNN:
     """Pack a float :class:`NASBNN` (and its classifier).
 
     Args:
         backbone (NASBNN): The float subnet; its BN running statistics are
             folded (eval semantics).
         fc (nn.Linear, optional): Classifier over the last stage.
+        channels_last_outputs (bool): See :class:`PackedNASBNN`. Defaults
+            to False.
 
     Returns:
         PackedNASBNN: Same arch, out_indices and options, in eval mode.
@@ -270,7 +282,8 @@ def pack_nasbnn(backbone: NASBNN,
         out_indices=backbone.out_indices,
         weight_norm=backbone.weight_norm,
         stem_quantize_input=backbone.stem_quantize_input,
-        num_classes=None if fc is None else fc.out_features)
+        num_classes=None if fc is None else fc.out_features,
+        channels_last_outputs=channels_last_outputs)
     packed.stem.load_state_dict(backbone.stem.state_dict())
     for blocks, float_blocks in zip(packed.stages, backbone.stages):
         for j, block in enumerate(float_blocks):

@@ -51,7 +51,7 @@ def test_conv_block_equals_float(in_channels, out_channels, kernel_size,
     with torch.no_grad():
         expected = block(x)
         out = packed(x, reference=reference)
-    assert out.is_contiguous()
+    assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
     assert packed.has_shortcut == block.has_shortcut
     for name in CONV_MODULE_ATTRS:

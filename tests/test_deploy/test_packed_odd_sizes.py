@@ -29,3 +29,14 @@ def test_packed_equals_float_on_odd_sizes(size, reference):
     for out, ref in zip(outs, expected):
         torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
     torch.testing.assert_close(logits, float_logits, rtol=0, atol=1e-4)
+
+
+def test_channels_last_outputs_same_values_no_copy():
+    backbone = trained_like(NASBNN(ARCH, SPACE, out_indices=(0, 1, 2)), 0)
+    contiguous = pack_nasbnn(backbone)
+    channels_last = pack_nasbnn(backbone, channels_last_outputs=True)
+    x = torch.randn(1, 3, 33, 47, generator=torch.Generator().manual_seed(2))
+    for a, b in zip(contiguous(x), channels_last(x)):
+        assert a.is_contiguous()
+        assert b.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(a, b)
