@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ['recalibrate_bn', 'tensor_forward']
+__all__ = ['recalibrate_bn', 'tensor_forward', 'loss_forward']
 
 
 def tensor_forward(model: nn.Module) -> Callable[[object], torch.Tensor]:
@@ -25,6 +25,20 @@ def tensor_forward(model: nn.Module) -> Callable[[object], torch.Tensor]:
     def forward(batch):
         inputs = model.data_preprocessor(batch, False)['inputs']
         return model(inputs, mode='tensor')
+
+    return forward
+
+
+def loss_forward(model: nn.Module) -> Callable[[object], dict]:
+    """The ``forward`` of :func:`recalibrate_bn` for models that need their
+    data samples to run every layer, e.g. a two-stage detector (its RoI
+    head runs on the RPN's proposals): ``mode='loss'`` on the preprocessed
+    batch; the losses are ignored.
+    """
+
+    def forward(batch):
+        data = model.data_preprocessor(batch, False)
+        return model(data['inputs'], data['data_samples'], mode='loss')
 
     return forward
 

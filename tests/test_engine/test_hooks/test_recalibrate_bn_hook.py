@@ -94,7 +94,48 @@ def test_interval_and_last_epoch(tmp_path, monkeypatch):
 @pytest.mark.parametrize('kwargs, message', [
     (dict(num_batches=0), 'num_batches: 0 must be >= 1'),
     (dict(interval=0), 'interval: 0 must be >= 1'),
+    (dict(forward_mode='predict'), "forward_mode: 'predict' not in"),
 ])
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RecalibrateBNHook(**kwargs)
+
+
+def test_loss_forward_recalibrates_every_bn_of_a_two_stage_detector():
+    """mode='tensor' cannot reach the RoI head (it runs on the RPN's
+    proposals); mode='loss' runs every layer, the box head's binary FC
+    blocks and their BN included."""
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from nasbnn_mm.engine import loss_forward, recalibrate_bn
+    cfg = Config.fromfile('configs/nasbnn_det/'
+                          'faster-rcnn_nasbnn-digits-l_binary-fpn-head_'
+                          '6e_digits.py')
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        import mmdet.models  # noqa: F401 (registers the detector parts)
+
+        import nasbnn_mm.models.detection  # noqa: F401
+        torch.manual_seed(0)
+        det = MODELS.build(cfg.model)
+        batches = [
+            demo_mm_inputs(
+                batch_size=2,
+                image_shapes=(3, 64, 64),
+                num_items=[2, 1],
+                num_classes=10) for _ in range(3)
+        ]
+        used = recalibrate_bn(det, batches, loss_forward(det), 2)
+    norms = [(n, m) for n, m in det.named_modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert used == 2
+    assert any(n.startswith('roi_head.') for n, _ in norms)
+    for name, norm in norms:
+        # the RPN's conv block runs once per FPN level
+        calls = len(cfg.model.rpn_head.anchor_generator.strides) \
+            if name.startswith('rpn_head.') else 1
+        assert norm.num_batches_tracked.item() == used * calls, name
+        assert norm.momentum == 0.1, name  # restored
+    assert det.training
