@@ -5,6 +5,7 @@ import json
 import os
 import os.path as osp
 from itertools import count
+from typing import Optional
 
 import torch
 from mmengine.runner import Runner
@@ -68,24 +69,34 @@ def search_cfg(checkpoint: str, **kwargs) -> dict:
     return cfg
 
 
-def make_runner(work_dir, train_cfg: dict) -> Runner:
-    return Runner(
-        model=dict(
+def make_runner(work_dir,
+                train_cfg: dict,
+                model: Optional[dict] = None,
+                dataset: Optional[Dataset] = None,
+                batch_size: int = 8,
+                **runner_kwargs) -> Runner:
+    """A Runner of a search loop (``train_cfg``); by default over the
+    one-stage supernet and 32 :class:`TinyDataset` images."""
+    if model is None:
+        model = dict(
             type='nasbnn_mm.SandwichSupernet',
             backbone=dict(
                 type='nasbnn_mm.SuperBNN', search_space=ONE_STAGE_SPACE),
-            data_preprocessor=dict(type='ImgDataPreprocessor')),
+            data_preprocessor=dict(type='ImgDataPreprocessor'))
+    return Runner(
+        model=model,
         work_dir=str(work_dir),
         experiment_name=f'search_{os.getpid()}_{next(_RUNS)}',
         train_dataloader=dict(
-            dataset=TinyDataset(32, seed=0),
+            dataset=TinyDataset(32, seed=0) if dataset is None else dataset,
             sampler=dict(type='DefaultSampler', shuffle=True),
-            batch_size=8,
+            batch_size=batch_size,
             num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=train_cfg,
         default_hooks=dict(checkpoint=None),
-        randomness=dict(seed=123))
+        randomness=dict(seed=123),
+        **runner_kwargs)
 
 
 def run_search(work_dir, checkpoint, **kwargs) -> dict:

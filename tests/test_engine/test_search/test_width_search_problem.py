@@ -5,6 +5,7 @@ import random
 import re
 
 import pytest
+import search_toys
 import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -75,24 +76,14 @@ def problem_cfg(**kwargs) -> dict:
     return cfg
 
 
-_RUNS = iter(range(10**6))
-
-
 def make_runner(work_dir, train_cfg: dict) -> Runner:
-    return Runner(
+    return search_toys.make_runner(
+        work_dir,
+        train_cfg,
         model=model_cfg(),
-        work_dir=str(work_dir),
-        experiment_name=f'width_search_{os.getpid()}_{next(_RUNS)}',
-        train_dataloader=dict(
-            dataset=TinyDataset(12, seed=0),
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            batch_size=4,
-            num_workers=0),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=train_cfg,
-        default_hooks=dict(checkpoint=None),
-        default_scope='mmpretrain',
-        randomness=dict(seed=123))
+        dataset=TinyDataset(12, seed=0),
+        batch_size=4,
+        default_scope='mmpretrain')
 
 
 @pytest.fixture(scope='module')
