@@ -249,6 +249,14 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
     ) == 0
     default = torch.load(out / 'default.pth', weights_only=True)
     assert default['meta']['calibrate_batches'] == 1
+    assert _main(
+    )(argv +
+      ['--name', 'bad', '--cfg-options', 'test_cfg.calibrate_batches=-1']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f'export_subnet.py: error: {config}: '
+                   'test_cfg.calibrate_batches: -1 must be an integer >= 0 '
+                   '(or give --calibrate-batches)')
+    assert not (out / 'bad.pth').exists()
     key = 'backbone.stages.1.0.bn2.running_mean'
     assert not torch.allclose(calibrated['state_dict'][key],
                               kept['state_dict'][key])
