@@ -4,12 +4,14 @@ CPU, with every kind of choice (depth, width, kernel, groups) present."""
 import importlib.util
 import os.path as osp
 from types import ModuleType
+from typing import Optional, Tuple
 
 import torch
+import torch.nn as nn
 
 __all__ = [
     'TINY_SPACE', 'TINY_ARCH', 'ONE_STAGE_SPACE', 'LabelSample',
-    'toy_train_dataloader', 'load_tool'
+    'toy_train_dataloader', 'load_tool', 'trained_like'
 ]
 
 # Two stages, 16x16 inputs, 4 classes; the second stage has stride 2 and
@@ -91,3 +93,35 @@ def load_tool(*parts: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@torch.no_grad()
+def trained_like(model: nn.Module,
+                 seed: int,
+                 input_shape: Optional[Tuple[int, ...]] = (2, 3, 32, 32)):
+    """Give a float model non-trivial BN statistics and shifts, as after
+    training, and (with ``input_shape``) initialise its LSQ steps on a
+    random batch of that shape; eval mode.
+
+    NOTE: default-initialised nets (identity BN, zero shifts) have exact
+    sign ties (e.g. 0 + float noise) that float32 and float64 runs of the
+    same float model already break differently.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform(t, low, high):
+        t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
+
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            uniform(module.running_mean, -1, 1)
+            uniform(module.running_var, 0.5, 2)
+            uniform(module.weight, 0.5, 1.5)
+            uniform(module.bias, -0.5, 0.5)
+    for name, param in model.named_parameters():
+        if 'bias' in name and '.bn' not in name:
+            uniform(param, -0.3, 0.3)
+    model.eval()
+    if input_shape is not None:
+        model(torch.randn(*input_shape, generator=gen))
+    return model

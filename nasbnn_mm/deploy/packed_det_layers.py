@@ -21,9 +21,12 @@ from nasbnn_mm.models.detection import BinaryConvBlock, BinaryLinearBlock
 from nasbnn_mm.models.detection.binary_blocks import CONV_MODULE_ATTRS
 from nasbnn_mm.models.layers import RSign
 from nasbnn_mm.ops import binary_conv as ops
+from nasbnn_mm.ops import roi_align_nhwc
 from .packed_layers import PackedBinaryConv2d, copy_sign_shift
 
-__all__ = ['PackedBinaryConvBlock', 'PackedBinaryLinearBlock']
+__all__ = [
+    'PackedBinaryConvBlock', 'PackedBinaryLinearBlock', 'ChannelsLastRoIAlign'
+]
 
 
 class PackedBinaryConvBlock(nn.Module):
@@ -99,3 +102,52 @@ class PackedBinaryLinearBlock(nn.Module):
         packed = pack(x, 1, self.sign.bias)
         residual = x if self.has_shortcut else None
         return self.fc(packed, residual, reference).flatten(1)
+
+
+class ChannelsLastRoIAlign(nn.Module):
+    """Average RoIAlign on channels_last maps, in place of MMCV's
+    ``RoIAlign`` (``pool_mode='avg'``) inside a RoI extractor.
+
+    Same outputs as the MMCV layer it is made from (bitwise, see
+    :func:`nasbnn_mm.ops.roi_align_nhwc`), reading the packed backbone's
+    and neck's channels_last maps without converting them to NCHW.
+
+    Args:
+        output_size (tuple[int, int]): (PH, PW) bins per RoI.
+        spatial_scale (float): Map pixels per input pixel.
+        sampling_ratio (int): Samples per bin side; 0: adaptive.
+        aligned (bool): Pixel-centre (-0.5) box shift.
+
+    Shape:
+        - Input: (N, C, H, W) float32 maps and (K, 5) RoIs.
+        - Output: (K, C, PH, PW) float32, contiguous.
+    """
+
+    def __init__(self, output_size, spatial_scale: float, sampling_ratio: int,
+                 aligned: bool) -> None:
+        super().__init__()
+        self.output_size = tuple(output_size)
+        self.spatial_scale = float(spatial_scale)
+        self.sampling_ratio = int(sampling_ratio)
+        self.aligned = bool(aligned)
+
+    @classmethod
+    def from_mmcv(cls, layer: nn.Module) -> 'ChannelsLastRoIAlign':
+        """The equivalent of an MMCV ``RoIAlign``, or a ``ValueError`` for
+        modes it does not compute (max pooling, torchvision's op)."""
+        if layer.pool_mode != 'avg' or layer.use_torchvision:
+            raise ValueError(
+                f'RoIAlign(pool_mode={layer.pool_mode!r}, use_torchvision='
+                f'{layer.use_torchvision}) has no channels_last form; only '
+                "pool_mode='avg' with MMCV's op has")
+        return cls(layer.output_size, layer.spatial_scale,
+                   layer.sampling_ratio, layer.aligned)
+
+    def forward(self, x: Tensor, rois: Tensor) -> Tensor:
+        return roi_align_nhwc(x, rois, self.output_size, self.spatial_scale,
+                              self.sampling_ratio, self.aligned)
+
+    def extra_repr(self) -> str:
+        return (f'output_size={self.output_size}, spatial_scale='
+                f'{self.spatial_scale}, sampling_ratio={self.sampling_ratio}, '
+                f'aligned={self.aligned}')

@@ -6,8 +6,10 @@ by its bit-packed form: a :class:`~nasbnn_mm.models.NASBNN` backbone by
 :class:`PackedBinaryConvBlock` / :class:`PackedBinaryLinearBlock`. Layers
 that are not binary (the 8-bit stem, the FP predictors, RoIAlign) stay.
 Feature maps stay in the kernels' channels_last memory from the backbone
-through the neck and the RPN (no layout copies); the RoI extractors get
-contiguous maps, as MMCV's RoI ops read raw NCHW memory.
+through the neck, the RPN and the RoI extractors, whose MMCV average
+``RoIAlign`` layers become :class:`ChannelsLastRoIAlign` (same outputs; an
+extractor keeping another RoI layer gets contiguous NCHW maps, as MMCV's RoI
+ops read raw NCHW memory).
 :class:`PackedInferenceHook` does it when a test starts, so a config turns
 packed inference on::
 
@@ -21,6 +23,7 @@ from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
+from mmcv.ops import RoIAlign
 from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
 from mmengine.hooks import Hook
 
@@ -28,7 +31,8 @@ from nasbnn_mm.models.backbones import NASBNN
 from nasbnn_mm.models.detection import BinaryConvBlock, BinaryLinearBlock
 from nasbnn_mm.registry import HOOKS
 from nasbnn_mm.utils import UserError, unwrap_model
-from .packed_det_layers import PackedBinaryConvBlock, PackedBinaryLinearBlock
+from .packed_det_layers import (ChannelsLastRoIAlign, PackedBinaryConvBlock,
+                                PackedBinaryLinearBlock)
 from .packed_nasbnn import pack_nasbnn
 
 __all__ = ['pack_detector', 'match_detections', 'PackedInferenceHook']
@@ -52,7 +56,8 @@ def pack_detector(model: nn.Module) -> Dict[str, int]:
 
     Returns:
         dict: How many modules of each packed type were put in, by class
-        name.
+        name (RoIAlign layers are replaced only when a binary part was
+        packed).
 
     Raises:
         ValueError: If a binary part cannot be packed (e.g. its weights or
@@ -77,15 +82,38 @@ def pack_detector(model: nn.Module) -> Dict[str, int]:
             counts[kind] = counts.get(kind, 0) + 1
 
     visit(model, '')
+    if not counts:
+        return counts
     for module in model.modules():
         if isinstance(module, BaseRoIExtractor):
-            module.register_forward_pre_hook(_contiguous_feats)
+            replaced = _channels_last_roi_layers(module)
+            if replaced:
+                counts['ChannelsLastRoIAlign'] = (
+                    counts.get('ChannelsLastRoIAlign', 0) + replaced)
+            if replaced < len(module.roi_layers):
+                module.register_forward_pre_hook(_contiguous_feats)
     return counts
 
 
+def _channels_last_roi_layers(extractor: BaseRoIExtractor) -> int:
+    """Replace the extractor's MMCV average ``RoIAlign`` layers by
+    :class:`ChannelsLastRoIAlign`; returns how many were replaced."""
+    replaced = 0
+    for i, layer in enumerate(extractor.roi_layers):
+        if not isinstance(layer, RoIAlign):
+            continue
+        try:
+            extractor.roi_layers[i] = ChannelsLastRoIAlign.from_mmcv(layer)
+        except ValueError:
+            continue
+        replaced += 1
+    return replaced
+
+
 def _contiguous_feats(module: nn.Module, args: Tuple) -> Tuple:
-    """Forward pre-hook of a RoI extractor: contiguous (NCHW) feature
-    maps, as MMCV's RoI ops read raw NCHW memory."""
+    """Forward pre-hook of a RoI extractor that keeps an MMCV RoI layer:
+    contiguous (NCHW) feature maps, as MMCV's RoI ops read raw NCHW
+    memory."""
     feats, *rest = args
     return (tuple(f.contiguous() for f in feats), *rest)
 

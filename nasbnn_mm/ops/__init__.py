@@ -18,6 +18,7 @@ from .binary_conv import (EXT_MISSING_MESSAGE, available_kernel_paths,
 from .fused import (BinaryConvParams, binary_block, binary_block_ref,
                     binary_conv2d_pack, binary_conv2d_pack_ref, rprelu_pack,
                     rprelu_pack_ref)
+from .roi_align import roi_align_nhwc
 
 __all__ = [
     'EXT_MISSING_MESSAGE', 'load_ext', 'kernel_path', 'set_kernel_path',
@@ -28,5 +29,5 @@ __all__ = [
     'binary_conv2d_ref', 'binary_gemm_ref', 'pack_bits_flat',
     'unpack_bits_flat', 'BinaryConvParams', 'binary_conv2d_pack',
     'binary_conv2d_pack_ref', 'binary_block', 'binary_block_ref',
-    'rprelu_pack', 'rprelu_pack_ref'
+    'rprelu_pack', 'rprelu_pack_ref', 'roi_align_nhwc'
 ]

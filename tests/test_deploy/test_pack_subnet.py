@@ -6,11 +6,11 @@ import re
 import pytest
 import torch
 # NOTE: pytest puts this folder on sys.path (no __init__.py in tests/).
-from test_packed_nasbnn import ARCH, SPACE, float_pair, trained_like
+from test_packed_nasbnn import ARCH, SPACE, float_pair
 
 from nasbnn_mm.deploy import load_packed, pack_nasbnn
 from nasbnn_mm.models import NASBNN, subnet_checkpoint
-from nasbnn_mm.testing import load_tool
+from nasbnn_mm.testing import load_tool, trained_like
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'pack_subnet.py'

@@ -10,7 +10,6 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
-from test_packed_nasbnn import trained_like
 
 from nasbnn_mm.deploy import PackedNASBNN
 from nasbnn_mm.deploy.packed_det_layers import (PackedBinaryConvBlock,
@@ -19,6 +18,7 @@ from nasbnn_mm.deploy.packed_detector import (PackedInferenceHook,
                                               match_detections, pack_detector)
 from nasbnn_mm.models.detection import BinaryConvBlock, BinaryLinearBlock
 from nasbnn_mm.models.detection.binary_blocks import CONV_MODULE_ATTRS
+from nasbnn_mm.testing import trained_like
 from nasbnn_mm.utils import UserError
 
 CONFIG = ('configs/nasbnn_det/'
@@ -102,7 +102,8 @@ def test_pack_detector_equals_float():
         PackedBinaryConvBlock=sum(
             isinstance(m, BinaryConvBlock) for m in det.modules()),
         PackedBinaryLinearBlock=sum(
-            isinstance(m, BinaryLinearBlock) for m in det.modules()))
+            isinstance(m, BinaryLinearBlock) for m in det.modules()),
+        ChannelsLastRoIAlign=len(det.roi_head.bbox_roi_extractor.roi_layers))
     assert not any(
         isinstance(m, (BinaryConvBlock, BinaryLinearBlock))
         for m in packed.modules())
@@ -122,6 +123,40 @@ def test_pack_detector_equals_float():
     match = match_detections(expected, result, box_tol=1e-2)
     assert match['identical'], match
     assert match['max_score_diff'] <= 1e-4
+
+
+@pytest.mark.parametrize('pool_mode', ['avg', 'max'])
+def test_packed_roi_extractor_reads_channels_last_maps(pool_mode):
+    """Given the packed backbone's channels_last maps, the packed RoI
+    extractor equals the float one on NCHW copies: through
+    ChannelsLastRoIAlign ('avg'), or MMCV's layer behind the contiguous
+    pre-hook ('max')."""
+    det = build_detector()
+    for layer in det.roi_head.bbox_roi_extractor.roi_layers:
+        layer.pool_mode = pool_mode
+    packed = copy.deepcopy(det)
+    pack_detector(packed)
+    layer_types = {
+        type(m).__name__
+        for m in packed.roi_head.bbox_roi_extractor.roi_layers
+    }
+    assert layer_types == {
+        'avg': {'ChannelsLastRoIAlign'},
+        'max': {'RoIAlign'}
+    }[pool_mode]
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(6)
+    xy = torch.rand(40, 2, generator=g) * torch.tensor([128., 96.])
+    rois = torch.cat(
+        [torch.zeros(40, 1), xy, xy + 4 + 60 * torch.rand(40, 2, generator=g)],
+        1)
+    with torch.no_grad():
+        feats = packed.extract_feat(x)[:4]
+        assert feats[0].is_contiguous(memory_format=torch.channels_last)
+        expected = det.roi_head.bbox_roi_extractor(
+            tuple(f.contiguous() for f in feats), rois)
+        out = packed.roi_head.bbox_roi_extractor(feats, rois)
+    assert torch.equal(out, expected)
 
 
 def test_match_detections_pairs_regardless_of_order():

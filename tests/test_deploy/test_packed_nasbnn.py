@@ -1,6 +1,5 @@
 """PackedNASBNN: packed subnets against the float subnet they come from."""
 import random
-from typing import Optional, Tuple
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from nasbnn_mm.deploy import (PackedNASBNN, load_packed, pack_nasbnn,
 from nasbnn_mm.models import NASBNN, SuperBNN, subnet_checkpoint
 from nasbnn_mm.nas import SearchSpace, sample_random
 from nasbnn_mm.registry import MODELS
+from nasbnn_mm.testing import trained_like
 from nasbnn_mm.utils import CheckpointError
 
 SPACE = 'nasbnn_digits'
@@ -22,38 +22,6 @@ ARCH = dict(
     stem='c16_k3_g1',
     stages=[['c24_k3_g1', 'c32_k3_g1'], ['c64_k5_g2', 'c64_k3_g1'],
             ['c96_k5_g4', 'c128_k3_g2']])
-
-
-@torch.no_grad()
-def trained_like(model: nn.Module,
-                 seed: int,
-                 input_shape: Optional[Tuple[int, ...]] = (2, 3, 32, 32)):
-    """Give a float model non-trivial BN statistics and shifts, as after
-    training, and (with ``input_shape``) initialise its LSQ steps on a
-    random batch of that shape; eval mode.
-
-    NOTE: default-initialised nets (identity BN, zero shifts) have exact
-    sign ties (e.g. 0 + float noise) that float32 and float64 runs of the
-    same float model already break differently.
-    """
-    gen = torch.Generator().manual_seed(seed)
-
-    def uniform(t, low, high):
-        t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
-
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            uniform(module.running_mean, -1, 1)
-            uniform(module.running_var, 0.5, 2)
-            uniform(module.weight, 0.5, 1.5)
-            uniform(module.bias, -0.5, 0.5)
-    for name, param in model.named_parameters():
-        if 'bias' in name and '.bn' not in name:
-            uniform(param, -0.3, 0.3)
-    model.eval()
-    if input_shape is not None:
-        model(torch.randn(*input_shape, generator=gen))
-    return model
 
 
 def float_pair(arch, seed: int, num_classes: int = 10):

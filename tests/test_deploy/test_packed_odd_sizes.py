@@ -3,10 +3,11 @@
 import pytest
 import torch
 import torch.nn as nn
-from test_packed_nasbnn import ARCH, SPACE, trained_like
+from test_packed_nasbnn import ARCH, SPACE
 
 from nasbnn_mm.deploy import pack_nasbnn
 from nasbnn_mm.models import NASBNN
+from nasbnn_mm.testing import trained_like
 
 
 @pytest.mark.parametrize('size', [(33, 47), (47, 33), (37, 65)])

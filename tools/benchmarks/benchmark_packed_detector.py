@@ -1,9 +1,14 @@
 """A binary detector, float-simulated vs packed (backbone, neck and heads).
 
 Builds the detector of CONFIG (with ``--checkpoint``, its weights; without,
-untrained weights, which do not change the time), runs one image through
+untrained weights, which do not change the time; ``--trained-like SEED``
+gives those random BN statistics and shifts as after training, so that the
+detections can be compared: default-initialised ones put many values
+exactly on a sign threshold), runs one image through
 ``predict`` in both forms and reports whether the detections are identical
-(paired one to one: same label, boxes within ``--box-tol`` px) and their time,
+(paired one to one: same label, boxes within ``--box-tol`` px; with the
+largest difference of the neck's outputs and the detection scores' spread)
+and their time,
 timed round-robin: end to end (``predict``) and the features alone
 (``extract_feat``: backbone and neck). The packed form is
 :func:`nasbnn_mm.deploy.packed_detector.pack_detector` of the float model,
@@ -33,12 +38,19 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from nasbnn_mm.deploy.packed_detector import match_detections, pack_detector
+from nasbnn_mm.testing import trained_like
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='binary detector config')
     parser.add_argument('--checkpoint', help='detector weights')
+    parser.add_argument(
+        '--trained-like',
+        type=int,
+        metavar='SEED',
+        help='random BN statistics and shifts (nasbnn_mm.testing.'
+        'trained_like) instead of the initial ones')
     parser.add_argument('--image', help='image file (default: random)')
     parser.add_argument(
         '--size', nargs=2, type=int, metavar=('H', 'W'), help='input size')
@@ -50,13 +62,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_detector(config: str, checkpoint: Optional[str]):
+def build_detector(config: str, checkpoint: Optional[str],
+                   trained_like_seed: Optional[int]):
     cfg = Config.fromfile(config)
     init_default_scope('mmdet')
     from mmdet.registry import MODELS
     model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu')
+    if trained_like_seed is not None:
+        trained_like(model, trained_like_seed, input_shape=None)
     return model.eval()
 
 
@@ -86,20 +101,27 @@ def make_batch(model, image: Optional[str], size: Optional[List[int]]):
 def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = build_detector(args.config, args.checkpoint)
+    model = build_detector(args.config, args.checkpoint, args.trained_like)
     inputs, samples = make_batch(model, args.image, args.size)
     # the first forward initialises the LSQ stem steps of untrained weights
     expected = model.predict(inputs, copy.deepcopy(samples))[0].pred_instances
     packed = copy.deepcopy(model)
     counts = pack_detector(packed)
     result = packed.predict(inputs, copy.deepcopy(samples))[0].pred_instances
+    feature_diff = max((a - b).abs().max().item() for a, b in zip(
+        model.extract_feat(inputs), packed.extract_feat(inputs)))
     report = dict(
         config=args.config,
         checkpoint=args.checkpoint,
+        trained_like=args.trained_like,
         image=args.image or 'random',
         input_shape=list(inputs.shape),
         packed_modules=counts,
         comparison=match_detections(expected, result, args.box_tol),
+        feature_max_abs_diff=feature_diff,
+        scores=dict(
+            float=spread(expected.scores.tolist()),
+            packed=spread(result.scores.tolist())),
         cpu=cpu_info(),
         load_before=load_average())
     arms = {

@@ -168,6 +168,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("pack_bias") = py::none(),
         "RPReLU of (N, C, H, W) float32 in channels_last memory, and the "
         "packed signs of (out + pack_bias).");
+  m.def("roi_align_nhwc", &nasbnn::roi_align_nhwc, py::arg("input"),
+        py::arg("rois"), py::arg("pooled_h"), py::arg("pooled_w"),
+        py::arg("spatial_scale"), py::arg("sampling_ratio"),
+        py::arg("aligned"),
+        "Average RoIAlign of a channels_last (N, C, H, W) float32 map; "
+        "returns (K, C, pooled_h, pooled_w) contiguous.");
   m.def("kernel_path", &nasbnn::kernel_path, "The kernel path in use.");
   m.def("set_kernel_path", &nasbnn::set_kernel_path, py::arg("path"),
         "Force 'scalar', 'avx2' or 'avx512' ('auto': the fastest).");

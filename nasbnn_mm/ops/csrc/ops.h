@@ -92,4 +92,12 @@ std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        int64_t pack_groups,
                                        const OptTensor& pack_bias);
 
+// Average RoIAlign of a (N, C, H, W) float32 map (read in channels_last
+// memory) over (K, 5) RoIs (batch index, x1, y1, x2, y2): (K, C, PH, PW)
+// contiguous, equal to MMCV's and torchvision's CPU RoIAlign.
+Tensor roi_align_nhwc(const Tensor& input, const Tensor& rois,
+                      int64_t pooled_h, int64_t pooled_w,
+                      double spatial_scale, int64_t sampling_ratio,
+                      bool aligned);
+
 }  // namespace nasbnn
