@@ -49,6 +49,12 @@ def test_roi_align_nhwc_equals_mmcv():
     assert torch.equal(out, expected)
 
 
+def test_roi_align_nhwc_no_rois():
+    x = torch.randn(2, 6, 8, 8).contiguous(memory_format=torch.channels_last)
+    out = roi_align_nhwc(x, torch.zeros(0, 5), (7, 7), 1.)
+    assert out.shape == (0, 6, 7, 7)
+
+
 def test_roi_align_nhwc_rejects_bad_rois():
     x = torch.randn(1, 4, 8, 8)
     with pytest.raises(RuntimeError, match=r'rois must be \(K, 5\)'):
