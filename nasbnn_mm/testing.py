@@ -1,6 +1,8 @@
-"""Tiny search spaces and fake inputs shared by the tests (like
-``mmdet.testing``): small enough for a supernet step in milliseconds on a
-CPU, with every kind of choice (depth, width, kernel, groups) present."""
+"""Tiny search spaces, fake inputs and helpers shared by the tests (like
+``mmdet.testing``) and the benchmarks: spaces small enough for a supernet
+step in milliseconds on a CPU, with every kind of choice (depth, width,
+kernel, groups) present; :func:`load_tool` to import a ``tools/`` script;
+:func:`trained_like` to give an untrained model trained-like statistics."""
 import importlib.util
 import os.path as osp
 from types import ModuleType

@@ -253,7 +253,9 @@ def export(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
     num_batches = args.calibrate_batches
     if num_batches is None:
         num_batches = cfg.get('test_cfg', {}).get('calibrate_batches', 10)
-        if not isinstance(num_batches, int) or num_batches < 0:
+        is_count = isinstance(num_batches,
+                              int) and not isinstance(num_batches, bool)
+        if not is_count or num_batches < 0:
             raise UserError(f'{args.config}: test_cfg.calibrate_batches: '
                             f'{num_batches!r} must be an integer >= 0 (or '
                             'give --calibrate-batches)')

@@ -144,9 +144,8 @@ class PackedNASBNN(BaseSubnet):
         and the stem's RPReLU writes the first ones, so activations are
         packed once (a stride-2 block on an odd size runs alone: the fused
         epilogue pools even sizes only); the stem's quantized weight is
-        computed once. Bitwise
-        the same as running the blocks one by one (``reference`` runs the
-        pure-PyTorch ops that way).
+        computed once. Bitwise the same as running the blocks one by one
+        (``reference`` runs the pure-PyTorch ops that way).
         """
         if reference:
             return super().forward_stages(x, indices, reference=True)

@@ -422,6 +422,13 @@ CASES.update({
     'get_ops-unknown-type':
     Case(GET_OPS, lambda m, o: [m.config_type, '--input-size', '32'],
          ['SuperBNNX']),
+    'get_ops-neck-in-channels':
+    Case(
+        GET_OPS, lambda m, o: [
+            _cfg('configs/nasbnn_det/faster-rcnn_nasbnn-a_fpn_1x_coco.py'
+                 ), '--input-size', '64', '--cfg-options',
+            'model.neck.in_channels=[1,2,3]'
+        ], ['neck.in_channels [1, 2, 3]']),
 })
 
 # tools/analysis_tools/space_size.py

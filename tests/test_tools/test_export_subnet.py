@@ -257,6 +257,12 @@ def test_export_with_calibration_and_subnet_config(supernet, checkpoint,
                    'test_cfg.calibrate_batches: -1 must be an integer >= 0 '
                    '(or give --calibrate-batches)')
     assert not (out / 'bad.pth').exists()
+    assert _main()(
+        argv +
+        ['--name', 'bad', '--cfg-options', 'test_cfg.calibrate_batches=True']
+    ) == 2  # a bool is not a batch count
+    assert 'calibrate_batches: True must be' in capsys.readouterr().err
+    assert not (out / 'bad.pth').exists()
     key = 'backbone.stages.1.0.bn2.running_mean'
     assert not torch.allclose(calibrated['state_dict'][key],
                               kept['state_dict'][key])

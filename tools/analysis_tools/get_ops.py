@@ -38,9 +38,10 @@ from typing import List, Optional, Tuple
 import torch
 from mmengine.config import DictAction
 
+from nasbnn_mm.engine import check_neck_in_channels
 from nasbnn_mm.nas import (DEFAULT_SPACE, OpsReport, SearchSpace,
                            count_arch_ops, count_module_ops, load_arch)
-from nasbnn_mm.utils.errors import error_line, is_user_error
+from nasbnn_mm.utils.errors import UserError, error_line, is_user_error
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -104,12 +105,13 @@ def count_model_ops(
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
-        raise ValueError(f'{config}: no `model` in the config')
+        raise UserError(f'{config}: no `model` in the config')
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**cfg.custom_imports)
     model = MODELS.build(cfg.model)
+    check_neck_in_channels(model)
     preprocessor = cfg.model.get('data_preprocessor') or {}
     size = padded_size(size, preprocessor.get('pad_size_divisor', 1))
     roi_head = getattr(model, 'roi_head', None)
@@ -142,16 +144,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         if args.arch.endswith('.py'):
             if size is None:
-                raise ValueError('--input-size: required to count a model '
-                                 'config, e.g. --input-size 800 1333')
+                raise UserError('--input-size: required to count a model '
+                                'config, e.g. --input-size 800 1333')
             report, counted = count_model_ops(args.arch, tuple(size),
                                               args.cfg_options)
         else:
             space = SearchSpace.from_config(args.space)
             report = count_arch_ops(load_arch(args.arch), space, size)
     except Exception as e:  # noqa: B902 (told apart by is_user_error)
-        # NOTE: ValueError too: a model config's own checks raise it.
-        if not (is_user_error(e) or isinstance(e, ValueError)):
+        if not is_user_error(e):
             raise
         print(f'get_ops.py: error: {error_line(e)}', file=sys.stderr)
         sys.exit(2)

@@ -1,14 +1,13 @@
 """A binary detector, float-simulated vs packed (backbone, neck and heads).
 
 Builds the detector of CONFIG (with ``--checkpoint``, its weights; without,
-untrained weights, which do not change the time; ``--trained-like SEED``
-gives those random BN statistics and shifts as after training, so that the
-detections can be compared: default-initialised ones put many values
-exactly on a sign threshold), runs one image through
-``predict`` in both forms and reports whether the detections are identical
-(paired one to one: same label, boxes within ``--box-tol`` px; with the
-largest difference of the neck's outputs and the detection scores' spread)
-and their time,
+seeded untrained weights, which do not change the time; ``--trained-like
+SEED`` gives those random BN statistics and shifts as after training, so
+that the detections can be compared: default-initialised ones put many
+values exactly on a sign threshold), runs one image through ``predict`` in
+both forms and reports whether the detections are identical (paired one to
+one: same label, boxes within ``--box-tol`` px; with the largest difference
+of the neck's outputs and the detection scores' range) and their time,
 timed round-robin: end to end (``predict``) and the features alone
 (``extract_feat``: backbone and neck). The packed form is
 :func:`nasbnn_mm.deploy.packed_detector.pack_detector` of the float model,
@@ -26,6 +25,7 @@ Example:
 import argparse
 import copy
 import json
+import sys
 from typing import Dict, List, Optional
 
 import mmcv
@@ -39,6 +39,8 @@ from mmengine.runner import load_checkpoint
 
 from nasbnn_mm.deploy.packed_detector import match_detections, pack_detector
 from nasbnn_mm.testing import trained_like
+from nasbnn_mm.utils import UserError
+from nasbnn_mm.utils.errors import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,7 +61,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--box-tol', type=float, default=1e-3)
     parser.add_argument('--out', help='JSON file for the results')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.size and min(args.size) < 1:
+        parser.error(f'--size: {args.size} must be two positive integers')
+    if args.threads < 1:
+        parser.error(f'--threads: {args.threads} must be >= 1')
+    if args.warmup < 0 or args.runs < 2:
+        parser.error(f'--warmup {args.warmup} --runs {args.runs}: need '
+                     'warmup >= 0 and runs >= 2 (runs give the spread)')
+    return args
 
 
 def build_detector(config: str, checkpoint: Optional[str],
@@ -67,6 +77,7 @@ def build_detector(config: str, checkpoint: Optional[str],
     cfg = Config.fromfile(config)
     init_default_scope('mmdet')
     from mmdet.registry import MODELS
+    torch.manual_seed(0)  # untrained weights: the same in every run
     model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu')
@@ -97,9 +108,17 @@ def make_batch(model, image: Optional[str], size: Optional[List[int]]):
     return data['inputs'], data['data_samples']
 
 
+def score_range(scores: torch.Tensor) -> Dict[str, float]:
+    """How many detection scores, and their smallest and largest."""
+    return dict(
+        count=len(scores),
+        min=scores.min().item() if len(scores) else None,
+        max=scores.max().item() if len(scores) else None)
+
+
 @torch.no_grad()
-def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> Dict[str, object]:
+    """Compare and time the two forms; returns the report."""
     torch.set_num_threads(args.threads)
     model = build_detector(args.config, args.checkpoint, args.trained_like)
     inputs, samples = make_batch(model, args.image, args.size)
@@ -107,6 +126,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     expected = model.predict(inputs, copy.deepcopy(samples))[0].pred_instances
     packed = copy.deepcopy(model)
     counts = pack_detector(packed)
+    if not counts:
+        raise UserError(f'{args.config}: the model has no binary NASBNN '
+                        'backbone or binary neck/head blocks to pack; give a '
+                        'binary detector config')
     result = packed.predict(inputs, copy.deepcopy(samples))[0].pred_instances
     feature_diff = max((a - b).abs().max().item() for a, b in zip(
         model.extract_feat(inputs), packed.extract_feat(inputs)))
@@ -120,8 +143,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         comparison=match_detections(expected, result, args.box_tol),
         feature_max_abs_diff=feature_diff,
         scores=dict(
-            float=spread(expected.scores.tolist()),
-            packed=spread(result.scores.tolist())),
+            float=score_range(expected.scores),
+            packed=score_range(result.scores)),
         cpu=cpu_info(),
         load_before=load_average())
     arms = {
@@ -149,5 +172,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     return report
 
 
+def main(argv: Optional[List[str]] = None) -> int:
+    """Exit status: 0, or 2 after a user error (printed as one line)."""
+    args = parse_args(argv)
+
+    def work() -> int:
+        run(args)
+        return 0
+
+    return run_tool('benchmark_packed_detector.py', work)
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
