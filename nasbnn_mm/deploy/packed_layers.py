@@ -34,7 +34,30 @@ from nasbnn_mm.models.layers.shortcut import bireal_pool
 from nasbnn_mm.ops import BinaryConvParams
 from nasbnn_mm.ops import binary_conv as ops
 
-__all__ = ['PackedBinaryConv2d', 'PackedSeparableBlock', 'copy_sign_shift']
+__all__ = [
+    'PackedBinaryConv2d', 'PackedSeparableBlock', 'PlanTracked',
+    'copy_sign_shift'
+]
+
+
+class PlanTracked(nn.Module):
+    """A packed layer whose changes :attr:`epoch` counts.
+
+    Forwards that cache kernel arguments (:class:`PackedNASBNN`) rebuild
+    them when the epoch moved: every attribute assignment (a new buffer,
+    sub-module or cached weight) and every ``_apply`` (``to``, ``float``)
+    of a packed layer anywhere advances it; in-place changes need no
+    rebuild (the cached arguments are the tensors themselves).
+    """
+    epoch = 0
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        PlanTracked.epoch += 1
+
+    def _apply(self, *args, **kwargs):
+        PlanTracked.epoch += 1
+        return super()._apply(*args, **kwargs)
 
 
 @torch.no_grad()
@@ -47,7 +70,7 @@ def copy_sign_shift(packed: RSign, sign: RSign, name: str) -> None:
     packed.bias.copy_(sign.bias)
 
 
-class PackedBinaryConv2d(nn.Module):
+class PackedBinaryConv2d(PlanTracked):
     """Binary conv + folded BN + shortcut add + RPReLU on packed inputs.
 
     Buffers: ``weight_bits`` (the weight signs, 1 bit each, in
@@ -240,7 +263,7 @@ class PackedBinaryConv2d(nn.Module):
                 f'padding={self.padding}, groups={self.groups}')
 
 
-class PackedSeparableBlock(nn.Module):
+class PackedSeparableBlock(PlanTracked):
     """Packed form of :class:`BinarySeparableBlock`.
 
     Args:

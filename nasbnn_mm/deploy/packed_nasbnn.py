@@ -9,7 +9,7 @@ a ``NASBNN``, which are packed on the fly; :func:`pack_nasbnn` packs a
 float model.
 """
 import itertools
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -18,12 +18,16 @@ from torch import Tensor
 
 from nasbnn_mm.models.backbones import NASBNN, BaseSubnet
 from nasbnn_mm.nas import DEFAULT_SPACE, ArchType
+from nasbnn_mm.ops import QuantizedStemParams
 from nasbnn_mm.ops import fused as ops
 from nasbnn_mm.ops.binary_conv import pack_activation
+from nasbnn_mm.ops.stem import quantized_stem, quantized_stem_ref
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import OptMultiConfig
 from nasbnn_mm.utils.checkpoint import load_state_dict_strict
-from .packed_layers import PackedBinaryConv2d, PackedSeparableBlock
+from .packed_layers import (PackedBinaryConv2d, PackedSeparableBlock,
+                            PlanTracked)
+from .packed_stem import fold_quantized_stem
 
 __all__ = ['PackedNASBNN', 'pack_nasbnn']
 
@@ -97,8 +101,12 @@ class PackedNASBNN(BaseSubnet):
             if num_classes is not None else None)
         self.requires_grad_(False)
         self.eval()
-        self._stem_cache: Optional[Tensor] = None
+        self._stem_cache: Tuple[Optional[QuantizedStemParams],
+                                Optional[Tensor]] = (None, None)
         self._stem_key: Optional[tuple] = None
+        self._plan: List[Tuple[PackedSeparableBlock, tuple]] = []
+        self._plan_key: Optional[tuple] = None
+        self._plan_weight_bits: List[Tensor] = []
 
     def make_block(self, in_channels: int, out_channels: int, kernel_size: int,
                    groups: int, stride: int) -> PackedSeparableBlock:
@@ -139,31 +147,37 @@ class PackedNASBNN(BaseSubnet):
                        reference: bool = False) -> Tuple[Tensor, ...]:
         """Run the stem and every block; return the outputs of ``indices``.
 
-        On the kernels each block is one :func:`~nasbnn_mm.ops.binary_block`
-        call that also writes the packed signs of the next block's input,
-        and the stem's RPReLU writes the first ones, so activations are
-        packed once (a stride-2 block on an odd size runs alone: the fused
-        epilogue pools even sizes only); the stem's quantized weight is
-        computed once. Bitwise the same as running the blocks one by one
-        (``reference`` runs the pure-PyTorch ops that way).
+        On the kernels the stem is one :func:`~nasbnn_mm.ops.quantized_stem`
+        call (with a quantized input; else the float stem and
+        :func:`~nasbnn_mm.ops.rprelu_pack`) and each block one
+        :func:`~nasbnn_mm.ops.binary_block` call, each also writing the
+        packed signs of the next block's input (a stride-2 block on an odd
+        size runs alone: the fused epilogue pools even sizes only). The
+        kernel arguments are built once (see :class:`PlanTracked`).
+        Bitwise the same as ``reference``: the pure-PyTorch ops, block by
+        block.
         """
+        stem_params, stem_weight = self._stem_forms(x)
         if reference:
-            return super().forward_stages(x, indices, reference=True)
-        stem = self.stem
-        if stem.conv.input_quantizer is not None:
-            x = stem.conv.input_quantizer(x)
-        x = stem.bn(
-            stem.conv._conv_forward(x, self._stem_weight(), stem.conv.bias))
-        blocks = [block for stage in self.stages for block in stage]
-        act = stem.act
-        x, packed = ops.rprelu_pack(x, (act.bias_in, act.weight, act.bias_out),
-                                    blocks[0].conv1.groups,
-                                    blocks[0].sign1.bias)
+            return self._forward_reference(x, indices, stem_params)
+        plan = self._block_plan()
+        first = plan[0][0]
+        pack_args = (first.conv1.groups, first.sign1.bias)
+        if stem_params is not None:
+            x, packed = quantized_stem(x, stem_params, *pack_args)
+        else:
+            stem, act = self.stem, self.stem.act
+            if stem.conv.input_quantizer is not None:
+                x = stem.conv.input_quantizer(x)
+            x = stem.bn(
+                stem.conv._conv_forward(x, stem_weight, stem.conv.bias))
+            x, packed = ops.rprelu_pack(
+                x, (act.bias_in, act.weight, act.bias_out), *pack_args)
         outs, k = [], 0
         for i, stage in enumerate(self.stages):
-            for block in stage:
+            for _ in stage:
+                block, args = plan[k]
                 k += 1
-                nxt = blocks[k] if k < len(blocks) else None
                 if block.stride == 2 and (x.shape[-2] % 2 or x.shape[-1] % 2):
                     # the fused epilogue pools even sizes only
                     x, packed = block(x), None
@@ -171,24 +185,73 @@ class PackedNASBNN(BaseSubnet):
                 if packed is None:
                     packed = pack_activation(x, block.conv1.groups,
                                              block.sign1.bias)
-                x, packed = ops.binary_block(
-                    packed, x, block.conv1.params(), block.conv2.params(),
-                    block.sign2.bias, block.stride == 2,
-                    0 if nxt is None else nxt.conv1.groups,
-                    None if nxt is None else nxt.sign1.bias)
+                x, packed = ops.binary_block_prepared(packed, x, args)
             if i in indices:
                 outs.append(x)
         return tuple(outs)
 
-    def _stem_weight(self) -> Tensor:
-        """The stem's quantized weight, recomputed when its tensors
-        change."""
-        conv = self.stem.conv
-        key = tuple(
+    def _forward_reference(
+            self, x: Tensor, indices: Sequence[int],
+            stem_params: Optional[QuantizedStemParams]) -> Tuple[Tensor, ...]:
+        """:meth:`forward_stages` on the pure-PyTorch reference ops."""
+        if stem_params is None:
+            x = self.stem(x)
+        else:
+            x = quantized_stem_ref(x, stem_params)[0]
+        outs = []
+        for i, stage in enumerate(self.stages):
+            for block in stage:
+                x = block(x, reference=True)
+            if i in indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _block_plan(self) -> List[Tuple[PackedSeparableBlock, tuple]]:
+        """Per block: the block and its ``binary_block_args``, rebuilt when
+        a packed layer changed (:class:`PlanTracked`) or a weight's bits
+        changed in place."""
+        key = (PlanTracked.epoch,
+               tuple(bits._version for bits in self._plan_weight_bits))
+        if key == self._plan_key:
+            return self._plan
+        blocks = [block for stage in self.stages for block in stage]
+        plan = []
+        for k, block in enumerate(blocks):
+            nxt = blocks[k + 1] if k + 1 < len(blocks) else None
+            plan.append((block,
+                         ops.binary_block_args(
+                             block.conv1.params(), block.conv2.params(),
+                             block.sign2.bias, block.stride == 2,
+                             0 if nxt is None else nxt.conv1.groups,
+                             None if nxt is None else nxt.sign1.bias)))
+        # NOTE: the key is read after building: params() may cache blocked
+        # weights, which advances the epoch.
+        self._plan_weight_bits = [
+            conv.weight_bits for block in blocks
+            for conv in (block.conv1, block.conv2)
+        ]
+        self._plan = plan
+        self._plan_key = (PlanTracked.epoch,
+                          tuple(bits._version
+                                for bits in self._plan_weight_bits))
+        return plan
+
+    def _stem_forms(
+            self, x: Tensor
+    ) -> Tuple[Optional[QuantizedStemParams], Optional[Tensor]]:
+        """The stem folded for :func:`~nasbnn_mm.ops.quantized_stem`
+        (:func:`fold_quantized_stem`), or, where it does not fold (None),
+        the float stem's quantized weight; recomputed when the stem's
+        tensors or the image size change."""
+        stem = self.stem
+        key = (x[0].numel(), ) + tuple(
             (t.data_ptr(), t._version)
-            for t in itertools.chain(conv.parameters(), conv.buffers()))
+            for t in itertools.chain(stem.parameters(), stem.buffers()))
         if key != self._stem_key:
-            self._stem_cache = conv.weight_quantizer(conv.weight)
+            params = fold_quantized_stem(stem, x)
+            weight = None if params is not None else (
+                stem.conv.weight_quantizer(stem.conv.weight))
+            self._stem_cache = (params, weight)
             self._stem_key = key
         return self._stem_cache
 

@@ -15,10 +15,12 @@ from .binary_conv import (EXT_MISSING_MESSAGE, available_kernel_paths,
                           unpack_activation_ref, unpack_bits_flat,
                           unpack_weight_ref)
 # yapf: enable
-from .fused import (BinaryConvParams, binary_block, binary_block_ref,
+from .fused import (BinaryConvParams, binary_block, binary_block_args,
+                    binary_block_prepared, binary_block_ref,
                     binary_conv2d_pack, binary_conv2d_pack_ref, rprelu_pack,
                     rprelu_pack_ref)
 from .roi_align import roi_align_nhwc
+from .stem import QuantizedStemParams, quantized_stem, quantized_stem_ref
 
 __all__ = [
     'EXT_MISSING_MESSAGE', 'load_ext', 'kernel_path', 'set_kernel_path',
@@ -28,6 +30,8 @@ __all__ = [
     'unpack_activation_ref', 'pack_weight_ref', 'unpack_weight_ref',
     'binary_conv2d_ref', 'binary_gemm_ref', 'pack_bits_flat',
     'unpack_bits_flat', 'BinaryConvParams', 'binary_conv2d_pack',
-    'binary_conv2d_pack_ref', 'binary_block', 'binary_block_ref',
-    'rprelu_pack', 'rprelu_pack_ref', 'roi_align_nhwc'
+    'binary_conv2d_pack_ref', 'binary_block', 'binary_block_args',
+    'binary_block_prepared', 'binary_block_ref', 'rprelu_pack',
+    'rprelu_pack_ref', 'roi_align_nhwc', 'QuantizedStemParams',
+    'quantized_stem', 'quantized_stem_ref'
 ]

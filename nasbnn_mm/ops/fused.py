@@ -28,7 +28,8 @@ from .binary_conv import (binary_conv2d_ref, block_weight, load_ext,
 
 __all__ = [
     'BinaryConvParams', 'binary_conv2d_pack', 'binary_conv2d_pack_ref',
-    'binary_block', 'binary_block_ref', 'rprelu_pack', 'rprelu_pack_ref'
+    'binary_block', 'binary_block_args', 'binary_block_prepared',
+    'binary_block_ref', 'rprelu_pack', 'rprelu_pack_ref'
 ]
 
 
@@ -181,14 +182,37 @@ def binary_block(
         tuple[Tensor, Tensor | None]: (N, C_out, OH, OW) float32 in
         channels_last memory, and the packed signs or None.
     """
+    return binary_block_prepared(
+        x_packed, x,
+        binary_block_args(conv1, conv2, sign2_bias, pool_residual, pack_groups,
+                          pack_bias, out, packed_out))
+
+
+def binary_block_args(conv1: BinaryConvParams,
+                      conv2: BinaryConvParams,
+                      sign2_bias: Optional[Tensor] = None,
+                      pool_residual: bool = False,
+                      pack_groups: int = 0,
+                      pack_bias: Optional[Tensor] = None,
+                      out: Optional[Tensor] = None,
+                      packed_out: Optional[Tensor] = None) -> tuple:
+    """The arguments of :func:`binary_block` after ``(x_packed, x)``, in
+    the form :func:`binary_block_prepared` takes them: built once, they
+    spare a forward that runs the same blocks again the per-call Python."""
     act1 = conv1.act if conv1.act is not None else (None, None, None)
     act2 = conv2.act if conv2.act is not None else (None, None, None)
-    return load_ext().binary_block(x_packed, x, conv1.weight, conv1.stride,
-                                   conv1.padding, conv1.scale, conv1.bias,
-                                   *act1, pool_residual, sign2_bias,
-                                   conv2.weight, conv2.out_channels,
-                                   conv2.scale, conv2.bias, *act2, pack_groups,
-                                   pack_bias, out, packed_out)
+    return (conv1.weight, conv1.stride, conv1.padding, conv1.scale, conv1.bias,
+            *act1, pool_residual, sign2_bias, conv2.weight, conv2.out_channels,
+            conv2.scale, conv2.bias, *act2, pack_groups, pack_bias, out,
+            packed_out)
+
+
+def binary_block_prepared(x_packed: Tensor, x: Tensor,
+                          args: tuple) -> Tuple[Tensor, Optional[Tensor]]:
+    """:func:`binary_block` with the arguments of
+    :func:`binary_block_args` (the tensors are read at the call, so
+    in-place changes to them are seen)."""
+    return load_ext().binary_block(x_packed, x, *args)
 
 
 def binary_block_ref(

@@ -7,16 +7,6 @@ from nasbnn_mm.models.layers import RPReLU
 from nasbnn_mm.ops import binary_conv as ops
 from nasbnn_mm.ops import fused
 
-PATHS = ('scalar', 'avx2', 'avx512')
-
-
-@pytest.fixture(params=PATHS)
-def path(request):
-    if request.param not in ops.available_kernel_paths():
-        pytest.skip(f'CPU cannot run the {request.param} path')
-    with ops.force_kernel_path(request.param) as taken:
-        yield taken
-
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)

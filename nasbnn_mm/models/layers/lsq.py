@@ -115,16 +115,30 @@ class LSQQuantizer(nn.Module):
             Tensor: Same shape, values in ``step * {q_min, ..., q_max}``.
         """
         self.maybe_init(x)
+        step = self.effective_step(x)
+        return round_ste((x / step).clamp(self.q_min, self.q_max)) * step
+
+    def effective_step(self, x: Tensor) -> Tensor:
+        """The step :meth:`forward` quantizes ``x`` with: clamped to
+        ``eps``, with LSQ's gradient scale (its value may differ from
+        ``step`` in the last bit, and depends on ``x[0].numel()``).
+
+        Args:
+            x (Tensor): (C, ...) for per-channel steps, else any shape.
+
+        Returns:
+            Tensor: (C, 1, ...) per channel (broadcasting over ``x``),
+            else (1, ).
+        """
         step = self.step
         if self.num_channels is not None:
             if x.shape[0] > self.num_channels:
                 raise ValueError(f'LSQQuantizer: x.shape[0] {x.shape[0]} > '
                                  f'num_channels {self.num_channels}')
             step = step[:x.shape[0]].view((-1, ) + (1, ) * (x.dim() - 1))
-        step = grad_scale(
+        return grad_scale(
             step.clamp(min=torch.finfo(step.dtype).eps),
             1.0 / math.sqrt(x[0].numel() * self.q_max))
-        return round_ste((x / step).clamp(self.q_min, self.q_max)) * step
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         self._init_checked = False

@@ -79,6 +79,23 @@ struct PackArgs {
   int64_t channels, groups, channels_g, words;
 };
 
+// The 8-bit stem (quantized_stem): the input quantized to integer codes
+// and convolved with the weight's integer codes, both held in float32, so
+// every product and partial sum is an integer below 2^24 and exact in any
+// order; then the folded affine, RPReLU and the first block's packed signs.
+struct StemArgs {
+  const float* x;  // (N, C_in, H, W) input, contiguous
+  float* codes;    // (N, C_in, H + 2p, W + 2p) its codes, zero border
+  const float* w;  // (C_in, K, K, out_padded) weight codes, 0 past C_out
+  float* out;      // (N, OH, OW, C_out)
+  float step, q_min, q_max;
+  int64_t batch, in_channels, height, width, padding;
+  int64_t out_channels, out_padded, kernel, stride, out_h, out_w;
+  // (out_padded) each, 0 past C_out: v = acc * scale + shift, then RPReLU.
+  const float *scale, *shift, *act_bias_in, *act_weight, *act_bias_out;
+  PackArgs pack;  // packing of the output pixels
+};
+
 // One instruction set: convolution over output rows [begin, end) of
 // N * OH, the 1x1/stride-1/no-padding case as a GEMM over output pixels
 // [begin, end) of N * OH * OW, both for the weight blocks [block_begin,
@@ -89,6 +106,10 @@ struct Kernels {
   void (*conv_rows)(const ConvArgs&, int64_t, int64_t, int64_t, int64_t);
   void (*gemm_rows)(const ConvArgs&, int64_t, int64_t, int64_t, int64_t);
   void (*pack_pixels)(const PackArgs&, int64_t, int64_t);
+  // Stem: codes of input rows [begin, end) of N * C_in * H; output rows
+  // [begin, end) of N * OH (and their packed signs).
+  void (*stem_quantize)(const StemArgs&, int64_t, int64_t);
+  void (*stem_rows)(const StemArgs&, int64_t, int64_t);
 };
 
 const Kernels& scalar_kernels();

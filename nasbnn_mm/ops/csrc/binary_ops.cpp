@@ -168,6 +168,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("pack_bias") = py::none(),
         "RPReLU of (N, C, H, W) float32 in channels_last memory, and the "
         "packed signs of (out + pack_bias).");
+  m.def("quantized_stem", &nasbnn::quantized_stem, py::arg("x"),
+        py::arg("step"), py::arg("q_min"), py::arg("q_max"),
+        py::arg("weight_codes"), py::arg("stride"), py::arg("padding"),
+        py::arg("scale"), py::arg("shift"), py::arg("act_bias_in"),
+        py::arg("act_weight"), py::arg("act_bias_out"),
+        py::arg("pack_groups") = 1, py::arg("pack_bias") = py::none(),
+        "The 8-bit stem: integer codes of x, their exact convolution with "
+        "weight_codes, the folded affine and RPReLU in channels_last "
+        "memory, and the packed signs of the output.");
   m.def("roi_align_nhwc", &nasbnn::roi_align_nhwc, py::arg("input"),
         py::arg("rois"), py::arg("pooled_h"), py::arg("pooled_w"),
         py::arg("spatial_scale"), py::arg("sampling_ratio"),

@@ -2,6 +2,7 @@
 // Compiled per function with target attributes: the module still loads
 // on CPUs without AVX-512 (the dispatcher never calls this path there).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 

@@ -1,6 +1,7 @@
 // Portable path: plain C++ and __builtin_popcountll (no target attribute;
 // without -mpopcnt the compiler emits its generic popcount).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 

@@ -92,6 +92,17 @@ std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        int64_t pack_groups,
                                        const OptTensor& pack_bias);
 
+// The 8-bit stem: codes round(clamp(x / step, q_min, q_max)), their
+// convolution with the integer weight_codes (C_out, C_in, K, K), exact in
+// float32, then acc * scale + shift and RPReLU; (N, C_out, OH, OW) float32
+// in channels_last memory and the packed signs of (out + pack_bias).
+std::tuple<Tensor, Tensor> quantized_stem(
+    const Tensor& x, double step, int64_t q_min, int64_t q_max,
+    const Tensor& weight_codes, int64_t stride, int64_t padding,
+    const Tensor& scale, const Tensor& shift, const Tensor& act_bias_in,
+    const Tensor& act_weight, const Tensor& act_bias_out,
+    int64_t pack_groups, const OptTensor& pack_bias);
+
 // Average RoIAlign of a (N, C, H, W) float32 map (read in channels_last
 // memory) over (K, 5) RoIs (batch index, x1, y1, x2, y2): (K, C, PH, PW)
 // contiguous, equal to MMCV's and torchvision's CPU RoIAlign.

@@ -1,0 +1,86 @@
+"""The 8-bit stem of a packed NAS-BNN in one op.
+
+NAS-BNN's stem (https://arxiv.org/abs/2408.15484, sec. 4.1.2) is an 8-bit
+LSQ convolution, BN and RPReLU. With its input quantized too, the
+convolution is one of integer codes: ``x_q = c_x * s_x`` and
+``w_q = c_w * s_w``, so ``conv(x_q, w_q) = s_x * s_w * conv(c_x, c_w)``.
+:func:`quantized_stem` computes ``conv(c_x, c_w)`` exactly (integers in
+float32: every sum stays below 2^24) and folds ``s_x * s_w`` with the BN
+into one per-channel affine, as the packed binary layers fold ``alpha``
+(the float model rounds each product instead, so the two differ in the
+last bits, like the binary layers' folded affine). It writes the RPReLU
+output in channels_last memory and the first block's packed signs, in one
+pass over the image.
+"""
+from typing import NamedTuple, Optional, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from .binary_conv import load_ext
+from .fused import rprelu_pack_ref
+
+__all__ = ['QuantizedStemParams', 'quantized_stem', 'quantized_stem_ref']
+
+
+class QuantizedStemParams(NamedTuple):
+    """The folded 8-bit stem, as :func:`quantized_stem` takes it.
+
+    ``step``, ``q_min``, ``q_max``: the input quantizer (codes
+    ``round(clamp(x / step, q_min, q_max))``); ``weight_codes``: (C_out,
+    C_in, K, K) float32 integers; ``scale``, ``shift``: (C_out, ) the
+    folded ``step * weight step`` and BN; ``act``: the RPReLU ``(bias_in,
+    weight, bias_out)``, each (C_out, ).
+    """
+    step: float
+    q_min: int
+    q_max: int
+    weight_codes: Tensor
+    stride: int
+    padding: int
+    scale: Tensor
+    shift: Tensor
+    act: Tuple[Tensor, Tensor, Tensor]
+
+
+def quantized_stem(
+        x: Tensor,
+        params: QuantizedStemParams,
+        pack_groups: int = 1,
+        pack_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """The quantized stem and the first block's packed signs, in one call.
+
+    Bitwise equal to :func:`quantized_stem_ref` on every kernel path.
+
+    Args:
+        x (Tensor): (N, C_in, H, W) float32 images.
+        params (QuantizedStemParams): The folded stem.
+        pack_groups (int): Groups of the convolution that reads the packed
+            output. Defaults to 1.
+        pack_bias (Tensor, optional): (C_out, ) added before the sign (the
+            RSign shift). Defaults to None.
+
+    Returns:
+        tuple[Tensor, Tensor]: (N, C_out, OH, OW) float32 in channels_last
+        memory and (N, OH, OW, pack_groups * Wg) uint64.
+    """
+    bias_in, weight, bias_out = params.act
+    return load_ext().quantized_stem(x, params.step, params.q_min,
+                                     params.q_max, params.weight_codes,
+                                     params.stride, params.padding,
+                                     params.scale, params.shift, bias_in,
+                                     weight, bias_out, pack_groups, pack_bias)
+
+
+def quantized_stem_ref(
+        x: Tensor,
+        params: QuantizedStemParams,
+        pack_groups: int = 1,
+        pack_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Pure-PyTorch :func:`quantized_stem`: the codes, ``F.conv2d`` of the
+    codes (exact in float32), the affine, then :func:`rprelu_pack_ref`."""
+    p = params
+    codes = (x / p.step).clamp(p.q_min, p.q_max).round()
+    acc = F.conv2d(codes, p.weight_codes, stride=p.stride, padding=p.padding)
+    out = acc * p.scale.view(1, -1, 1, 1) + p.shift.view(1, -1, 1, 1)
+    return rprelu_pack_ref(out, p.act, pack_groups, pack_bias)

@@ -1,0 +1,91 @@
+"""PackedNASBNN's folded 8-bit stem and its cached kernel arguments."""
+import torch
+import torch.nn as nn
+
+from nasbnn_mm.deploy import pack_nasbnn
+from nasbnn_mm.deploy.packed_layers import PackedSeparableBlock
+from nasbnn_mm.deploy.packed_stem import fold_quantized_stem
+from nasbnn_mm.models import NASBNN
+from nasbnn_mm.ops import quantized_stem_ref
+from nasbnn_mm.testing import trained_like
+
+SPACE = 'nasbnn_digits'
+ARCH = dict(
+    stem='c16_k3_g1',
+    stages=[['c24_k3_g1', 'c32_k3_g1'], ['c64_k5_g2', 'c64_k3_g1'],
+            ['c96_k5_g4', 'c128_k3_g2']])
+
+
+def float_model(seed: int, **kwargs) -> NASBNN:
+    torch.manual_seed(seed)
+    return trained_like(NASBNN(ARCH, SPACE, **kwargs), seed).eval()
+
+
+def images(seed: int, size: int = 32) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 3, size, size, generator=gen)
+
+
+@torch.no_grad()
+def test_folded_stem_matches_float_stem():
+    """Integer codes times the folded steps and BN = the float stem up to
+    float rounding; the codes are the float quantizer's."""
+    stem = float_model(0).stem
+    for size in (32, 29):
+        x = images(size, size)
+        params = fold_quantized_stem(stem, x)
+        quant = stem.conv.input_quantizer
+        codes = quant(x) / quant.effective_step(x)
+        assert torch.equal(codes.round(), (x / params.step).clamp(-128,
+                                                                  127).round())
+        torch.testing.assert_close(
+            quantized_stem_ref(x, params)[0], stem(x), rtol=1e-5, atol=1e-5)
+
+
+def test_stem_without_input_quantizer_runs_the_float_stem():
+    backbone = float_model(1, stem_quantize_input=False)
+    assert fold_quantized_stem(backbone.stem, images(0)) is None
+    fc = nn.Linear(128, 10)
+    packed = pack_nasbnn(backbone, fc)
+    x = images(1)
+    logits = packed.logits(x)
+    with torch.no_grad():
+        expected = fc(backbone(x)[-1].mean((2, 3)))
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-4)
+    assert torch.equal(packed.logits(x, reference=True), logits)
+
+
+def test_cached_kernel_arguments_follow_every_change():
+    """After each kind of change the kernels still give the reference
+    ops' output (a stale cache would not)."""
+    packed = pack_nasbnn(float_model(2))
+    x = images(2)
+
+    def check():
+        outs, refs = packed(x), packed(x, reference=True)
+        for out, ref in zip(outs, refs):
+            assert torch.equal(out, ref)
+        return outs[-1]
+
+    first = check()
+    # new weights through load_state_dict (float keys, packed on the fly)
+    packed.load_state_dict(float_model(3).state_dict())
+    assert not torch.equal(check(), first)
+    expected = pack_nasbnn(float_model(3))(x)[-1]
+    assert torch.equal(packed(x)[-1], expected)
+    # in place: a folded scale, the weight bits, an RSign shift
+    block = packed.stages[0][0]
+    block.conv2.scale.mul_(-1)
+    check()
+    block.conv1.weight_bits.copy_(
+        block.conv1.weight_bits.view(torch.int64).bitwise_not().view(
+            torch.uint64))
+    check()
+    packed.stages[1][1].sign1.bias.add_(0.5)
+    check()
+    # a replaced block, a replaced buffer
+    packed.stages[1][0] = PackedSeparableBlock.from_float(
+        float_model(4).stages[1][0])
+    check()
+    packed.stages[2][1].conv2.bias = torch.randn(128)
+    check()
