@@ -28,6 +28,7 @@ CASES = [
     (1, 3, 40, 5, 1, 17, 23, 1),  # 5x5, a partial vector of channels
     (1, 1, 72, 3, 2, 20, 20, 8),  # more than 64 channels (two chunks)
     (1, 3, 8, 3, 1, 5, 3, 1),  # fewer columns than a pixel tile
+    (1, 3, 96, 3, 2, 14, 10, 2),  # packed in the epilogue, 2 groups
 ]
 
 

@@ -94,6 +94,11 @@ struct StemArgs {
   // (out_padded) each, 0 past C_out: v = acc * scale + shift, then RPReLU.
   const float *scale, *shift, *act_bias_in, *act_weight, *act_bias_out;
   PackArgs pack;  // packing of the output pixels
+  // pack_fused: the epilogue ORs the signs of (v + pack_bias_padded) into
+  // the zeroed pack.out (every 16 channels within one word: pack.groups
+  // == 1 or pack.channels_g a multiple of 16); else pack_pixels per row.
+  bool pack_fused;
+  const float* pack_bias_padded;  // (out_padded), 0 past C_out
 };
 
 // One instruction set: convolution over output rows [begin, end) of

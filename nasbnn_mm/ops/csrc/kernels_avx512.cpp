@@ -92,7 +92,9 @@ struct Isa {
   }
 };
 
+#define NASBNN_STEM_FMA
 #include "conv_driver.inc"
+#undef NASBNN_STEM_FMA
 
 #undef NASBNN_TARGET
 

@@ -83,14 +83,19 @@ std::tuple<Tensor, Tensor> quantized_stem(
                                    "quantized_stem: act_bias_out");
   const float* p_bias =
       channel_vector(pack_bias, cout, "quantized_stem: pack_bias");
+  std::vector<float> p_bias_padded(out_padded, 0.f);
+  if (p_bias) std::copy(p_bias, p_bias + cout, p_bias_padded.begin());
 
   const Tensor xc = x.contiguous();
   const Tensor codes = at::zeros({n, cin, hp, wp}, x.options());
   Tensor out = at::empty({n, cout, oh, ow}, x.options().memory_format(
                                                 at::MemoryFormat::ChannelsLast));
   const int64_t pack_g = cout / pack_groups, words = words_for(pack_g);
+  // Every 16 channels in one packed word: the epilogue packs.
+  const bool pack_fused = pack_groups == 1 || pack_g % 16 == 0;
   Tensor packed = packed_output(c10::nullopt, n, oh, ow, pack_groups * words,
                                 "quantized_stem");
+  if (pack_fused) packed.zero_();
   float* out_data = out.data_ptr<float>();
   const StemArgs args{
       xc.data_ptr<float>(), codes.data_ptr<float>(), w_t.data_ptr<float>(),
@@ -100,7 +105,8 @@ std::tuple<Tensor, Tensor> quantized_stem(
       v_w.data(), v_out.data(),
       PackArgs{out_data, p_bias,
                reinterpret_cast<uint64_t*>(packed.data_ptr()), cout,
-               pack_groups, pack_g, words}};
+               pack_groups, pack_g, words},
+      pack_fused, p_bias_padded.data()};
   const Kernels& kern = active_kernels();
   at::parallel_for(0, n * cin * h, 16, [&](int64_t b, int64_t e) {
     kern.stem_quantize(args, b, e);
