@@ -47,8 +47,10 @@ std::tuple<Tensor, Tensor> binary_block(
   const int64_t rows = a1.batch * a1.out_h, ow = a1.out_w;
   const int64_t threads = at::get_num_threads();
   // Row buffers need the k x k conv's signs packed in its epilogue, and
-  // enough rows to keep every thread busy without splitting the blocks.
-  if (plan1.pack_after || (threads > 1 && rows < 8 * threads)) {
+  // rows that keep every thread equally busy without splitting the weight
+  // blocks: many rows, or as many per thread (14 rows on 2 threads).
+  if (plan1.pack_after ||
+      (threads > 1 && rows < 8 * threads && rows % threads != 0)) {
     run_plan(kern, plan1);
     run_plan(kern, plan2);
     return {plan2.out, plan2.packed};
