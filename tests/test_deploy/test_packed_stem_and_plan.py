@@ -89,3 +89,18 @@ def test_cached_kernel_arguments_follow_every_change():
     check()
     packed.stages[2][1].conv2.bias = torch.randn(128)
     check()
+
+
+def test_batch_chunks_give_the_whole_batch_result():
+    """A batch split into chunks of images (CHUNK_BYTES) gives the
+    one-pass and the reference result, channels_last as before."""
+    packed = pack_nasbnn(float_model(5))
+    packed.out_indices = (0, 1, 2)
+    packed.channels_last_outputs = True
+    x = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    whole = packed(x)
+    packed.CHUNK_BYTES = 1  # one image per chunk
+    chunked = packed(x)
+    for a, b, ref in zip(whole, chunked, packed(x, reference=True)):
+        assert torch.equal(a, b) and torch.equal(a, ref)
+        assert b.is_contiguous(memory_format=torch.channels_last)
