@@ -72,6 +72,17 @@ struct ConvArgs {
   int64_t pack_channels_g, pack_words, pack_pixel_bytes;
 };
 
+// Constants of the epilogue for the weight blocks from output channel oc0
+// (see epilogue_setup), computed once per row and blocks instead of per
+// pixel tile.
+struct EpilogueSetup {
+  int64_t oc0;
+  int lanes;         // channels of the first block (kLanes when whole)
+  int64_t r0;        // residual channel of oc0; 0 without residual
+  int64_t packed_lo;  // byte of oc0's signs in a pixel's packed bytes
+  int64_t packed_hi;  // byte of oc0 + kLanes's (0 without packed_out)
+};
+
 struct PackArgs {
   const float* x;     // (pixels, channels)
   const float* bias;  // (channels) added before the sign, or null

@@ -94,12 +94,12 @@ struct Isa {
   template <int P, int B>
   NASBNN_TARGET static inline void epilogue(const ConvArgs& a,
                                             int64_t pixel, const float* res,
-                                            int64_t res_step, int64_t oc0,
-                                            int lanes,
+                                            int64_t res_step,
+                                            const EpilogueSetup& s,
                                             const int32_t (*counts)[kLanes],
                                             int64_t num_taps) {
     static_assert(B == 1, "one weight block per tile");
-    epilogue8<P>(a, pixel, res, res_step, oc0, lanes, counts, num_taps);
+    epilogue8<P>(a, pixel, res, res_step, s, counts, num_taps);
   }
 
   NASBNN_TARGET static inline uint64_t pack_word(const float* x,

@@ -54,14 +54,16 @@ struct Isa {
   template <int P, int B>
   static inline void epilogue(const ConvArgs& a, int64_t pixel,
                               const float* res, int64_t res_step,
-                              int64_t oc0, int lanes,
+                              const EpilogueSetup& s,
                               const int32_t (*counts)[kLanes],
                               int64_t num_taps) {
     static_assert(B == 1, "one weight block per tile");
     const int32_t full = static_cast<int32_t>(a.in_channels_g * num_taps);
+    const int64_t oc0 = s.oc0;
+    const int lanes = s.lanes;
     for (int i = 0; i < P; ++i) {
       float* out = a.out + (pixel + i) * a.out_channels + oc0;
-      int64_t r = a.residual ? oc0 % a.res_channels : 0;
+      int64_t r = s.r0;
       uint8_t byte = 0;
       for (int l = 0; l < lanes; ++l) {
         const int64_t oc = oc0 + l;
@@ -81,12 +83,8 @@ struct Isa {
         const float shifted = a.pack_bias ? v + a.pack_bias[oc] : v;
         byte |= static_cast<uint8_t>((shifted >= 0.f) << l);
       }
-      if (a.packed_out) {
-        const int64_t g = oc0 / a.pack_channels_g;
-        const int64_t c = oc0 - g * a.pack_channels_g;
-        a.packed_out[(pixel + i) * a.pack_pixel_bytes +
-                     (g * a.pack_words + c / 64) * 8 + (c % 64) / 8] = byte;
-      }
+      if (a.packed_out)
+        a.packed_out[(pixel + i) * a.pack_pixel_bytes + s.packed_lo] = byte;
     }
   }
 
