@@ -61,6 +61,8 @@ def time_round_robin(
 def spread(values: List[float]) -> Dict[str, float]:
     """Median, quartiles, min and max of samples."""
     v = sorted(values)
+    if len(v) == 1:
+        return dict(median=v[0], q1=v[0], q3=v[0], min=v[0], max=v[0])
     q1, _, q3 = statistics.quantiles(v, n=4, method='inclusive')
     return dict(median=statistics.median(v), q1=q1, q3=q3, min=v[0], max=v[-1])
 

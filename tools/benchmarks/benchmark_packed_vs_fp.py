@@ -16,6 +16,10 @@ multi-threaded arm would slow the single-threaded ones). The machine's
 load average is recorded before and after each pass. Ratios to the
 reference arm are medians of per-round ratios (paired), with their
 quartiles; thread scaling is the ratio of the medians of two passes.
+``--repeat K`` runs the whole sequence of passes K times, so a burst of
+load from elsewhere hits one repetition: the summary gives, per arm, the
+median and range over the repetitions of each pass's ratio and of the
+thread scaling (its passes are adjacent within a repetition).
 
 Example:
     python tools/benchmarks/benchmark_packed_vs_fp.py --threads 1 2 \\
@@ -50,6 +54,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--input-size', type=int, default=224)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--runs', type=int, default=20)
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=1,
+        help='run the sequence of passes this many times')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--clock',
@@ -59,6 +68,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'single-threaded runs only')
     parser.add_argument('--out', help='write the results as JSON here')
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f'--repeat {args.repeat}: must be >= 1')
     if args.runs < 10:
         parser.error(f'--runs {args.runs}: use >= 10 for a stable median')
     for t in args.threads:
@@ -144,19 +155,43 @@ def print_pass(res: dict) -> None:
 
 def scaling(passes: List[dict]) -> List[dict]:
     """Speed-up of each arm over its run at the first thread count (ratio
-    of medians of separate passes) per batch size."""
-    rows = []
+    of the medians of the two passes of a repetition) per batch size:
+    median and range over the repetitions."""
+    ratios = {}
     for p in passes:
-        first = next(q for q in passes if q['batch'] == p['batch'])
+        first = next(
+            q for q in passes
+            if (q['repeat'], q['batch']) == (p['repeat'], p['batch']))
         base = {r['arm']: r['ms']['median'] for r in first['rows']}
         for r in p['rows']:
-            rows.append(
-                dict(
-                    arm=r['arm'],
-                    batch=p['batch'],
-                    threads=p['threads'],
-                    speedup=base[r['arm']] / r['ms']['median']))
-    return rows
+            key = (r['arm'], p['batch'], p['threads'])
+            ratios.setdefault(key,
+                              []).append(base[r['arm']] / r['ms']['median'])
+    return [
+        dict(arm=arm, batch=batch, threads=threads, speedup=spread(values))
+        for (arm, batch, threads), values in ratios.items()
+    ]
+
+
+def summary(passes: List[dict]) -> List[dict]:
+    """Per arm, batch and thread count: the median time and the ratio to
+    the reference of each repetition's pass, summarized (median, range)."""
+    groups = {}
+    for p in passes:
+        for r in p['rows']:
+            key = (r['arm'], p['batch'], p['threads'])
+            ms, ratio = groups.setdefault(key, ([], []))
+            ms.append(r['ms']['median'])
+            ratio.append(r['vs_reference']['median'])
+    return [
+        dict(
+            arm=arm,
+            batch=batch,
+            threads=threads,
+            ms=spread(ms),
+            vs_reference=spread(ratio))
+        for (arm, batch, threads), (ms, ratio) in groups.items()
+    ]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -171,18 +206,31 @@ def main(argv: Optional[List[str]] = None) -> int:
         warmup=args.warmup,
         reference=REFERENCE,
         passes=[])
-    for batch in args.batch:
-        for threads in args.threads:
-            res = bench_pass(args, models, batch, threads)
-            results['passes'].append(res)
-            print_pass(res)
+    for repeat in range(args.repeat):
+        for batch in args.batch:
+            for threads in args.threads:
+                res = dict(
+                    repeat=repeat, **bench_pass(args, models, batch, threads))
+                results['passes'].append(res)
+                print_pass(res)
+    results['summary'] = summary(results['passes'])
+    print(f'\n## over {args.repeat} repetition(s): median (min-max) of the '
+          'passes')
+    for r in results['summary']:
+        ms, ratio = r['ms'], r['vs_reference']
+        print(f'{r["arm"]:<28} batch {r["batch"]:<3} {r["threads"]} threads '
+              f'{ms["median"]:>8.2f} ms ({ms["min"]:.2f}-{ms["max"]:.2f})  '
+              f'/ {REFERENCE} {ratio["median"]:.2f} ({ratio["min"]:.2f}-'
+              f'{ratio["max"]:.2f})')
     if len(args.threads) > 1:
         results['scaling'] = scaling(results['passes'])
         print(f'\n## speed-up over {args.threads[0]} thread(s) (ratio of '
-              'medians)')
+              'the medians of a repetition\'s passes; median (min-max))')
         for r in results['scaling']:
+            sp = r['speedup']
             print(f'{r["arm"]:<28} batch {r["batch"]:<3} {r["threads"]} '
-                  f'threads {r["speedup"]:>6.2f}')
+                  f'threads {sp["median"]:>6.2f} ({sp["min"]:.2f}-'
+                  f'{sp["max"]:.2f})')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=1)

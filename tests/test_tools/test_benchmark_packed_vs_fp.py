@@ -1,0 +1,52 @@
+"""tools/benchmarks/benchmark_packed_vs_fp.py: repetitions and their
+summary on tiny inputs."""
+import json
+import sys
+
+import pytest
+
+from nasbnn_mm.testing import load_tool
+
+
+@pytest.fixture(scope='module')
+def benchmark():
+    sys.path.insert(0, 'tools/benchmarks')  # its bench_utils import
+    yield load_tool('benchmarks', 'benchmark_packed_vs_fp.py').main
+    sys.path.remove('tools/benchmarks')
+
+
+def test_repetitions_are_summarized(benchmark, tmp_path):
+    out = tmp_path / 'report.json'
+    assert benchmark([
+        '--presets', 'A', '--threads', '1', '2', '--input-size', '32',
+        '--warmup', '1', '--runs', '10', '--repeat', '2', '--out',
+        str(out)
+    ]) == 0
+    report = json.loads(out.read_text())
+    # 2 repetitions x 2 thread counts
+    assert [(p['repeat'], p['threads']) for p in report['passes']] == [(0, 1),
+                                                                       (0, 2),
+                                                                       (1, 1),
+                                                                       (1, 2)]
+    rows = {(r['arm'], r['threads']): r for r in report['summary']}
+    assert len(rows) == 8  # 4 arms x 2 thread counts
+    ref = rows[('MobileNetV3-Large fp32', 1)]['vs_reference']
+    assert ref['min'] == ref['max'] == 1.0
+    # the range of the two 1-thread passes' medians
+    ms = sorted(r['ms']['median'] for p in report['passes']
+                if p['threads'] == 1 for r in p['rows']
+                if r['arm'] == 'NAS-BNN-A packed')
+    got = rows[('NAS-BNN-A packed', 1)]['ms']
+    assert (got['min'], got['max']) == (ms[0], ms[-1])
+    speedups = [r for r in report['scaling'] if r['threads'] == 2]
+    assert len(speedups) == 4
+    for r in speedups:
+        sp = r['speedup']
+        assert 0 < sp['min'] <= sp['median'] <= sp['max']
+
+
+def test_bad_repeat_is_an_argument_error(benchmark, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark(['--repeat', '0'])
+    assert exit_info.value.code == 2
+    assert '--repeat 0: must be >= 1' in capsys.readouterr().err
