@@ -7,10 +7,11 @@ block) and splits each forward into:
 - every binary block or convolution kernel call: its C++ time, its binary
   ops (BOPs: one per binary MAC, the paper's count) and the kernel's
   achieved BOPs per second;
-- the other kernel calls (the stem's fused RPReLU and packing, packing
-  where a block runs alone);
-- everything outside the kernels in one row (stem convolution and BN,
-  classifier, pooling, Python).
+- the other kernel calls (the folded stem, ``quantized_stem``, or the
+  float stem's fused RPReLU and packing; packing where a block runs
+  alone);
+- everything outside the kernels in one row (classifier, pooling,
+  Python; the float stem's convolution and BN where it is not folded).
 
 Kernel calls are timed by a stand-in for the extension module that wraps
 each call with ``time.perf_counter``. It adds a few microseconds per
@@ -158,8 +159,8 @@ def attribute(events: List[Event], total: float) -> List[dict]:
         dict(
             name='outside kernels',
             seconds=total - sum(k.seconds for k in events),
-            category='outside kernels (stem conv + BN, pooling, classifier, '
-            'Python)',
+            category='outside kernels (classifier, pooling, Python, '
+            'unfolded stem)',
             shape='',
             bops=0))
     return rows
