@@ -68,6 +68,10 @@ def test_cached_kernel_arguments_follow_every_change():
         return outs[-1]
 
     first = check()
+    # built once: forwards reuse the cached arguments
+    plan = packed._block_plan()
+    packed(x)
+    assert packed._block_plan() is plan
     # new weights through load_state_dict (float keys, packed on the fly)
     packed.load_state_dict(float_model(3).state_dict())
     assert not torch.equal(check(), first)
