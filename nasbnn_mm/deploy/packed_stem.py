@@ -5,7 +5,9 @@ fake-quantizes its input and weight with LSQ, convolves, then applies BN
 and RPReLU. Folded, the convolution runs on the integer codes (exact) and
 ``step_x * step_w`` joins the BN in one per-channel affine, computed in
 float64 and rounded once, as :class:`PackedBinaryConv2d` folds ``alpha``
-and its BN. The state dict stays the float stem's.
+and its BN; without input quantization (the official code's stem) the
+float input meets the weight codes and ``step_w`` joins the BN. The state
+dict stays the float stem's.
 """
 from typing import Optional
 
@@ -33,30 +35,36 @@ def fold_quantized_stem(stem: NASBNNStem,
             initialised from ``x`` as the float stem would.
 
     Returns:
-        QuantizedStemParams | None: None when the input is not quantized
-        (e.g. a stem converted from the official code) or the code sums
-        could exceed 2^24; the float stem runs then.
+        QuantizedStemParams | None: None when the code sums could exceed
+        2^24 or the two quantizers' grids differ; the float stem runs
+        then. A stem whose input is not quantized (e.g. converted from the
+        official code) folds with ``step=None``.
     """
     conv, bn, act = stem.conv, stem.bn, stem.act
     quant_x, quant_w = conv.input_quantizer, conv.weight_quantizer
     k = conv.kernel_size[0]
-    q_abs = max(-quant_x.q_min, quant_x.q_max) if quant_x else 0
-    if (quant_x is None
-            or (quant_w.q_min, quant_w.q_max) != (quant_x.q_min, quant_x.q_max)
-            or conv.groups != 1
-            or conv.in_channels * k * k * q_abs * q_abs > _EXACT_LIMIT):
+    q_abs = max(-quant_w.q_min, quant_w.q_max)
+    if conv.groups != 1:
         return None
-    quant_x.maybe_init(x)
+    step_x = None
+    if quant_x is not None:
+        if ((quant_w.q_min, quant_w.q_max) != (quant_x.q_min, quant_x.q_max)
+                or conv.in_channels * k * k * q_abs * q_abs > _EXACT_LIMIT):
+            return None
+        quant_x.maybe_init(x)
+        step_x = quant_x.effective_step(x)
     quant_w.maybe_init(conv.weight)
-    step_x = quant_x.effective_step(x)
     step_w = quant_w.effective_step(conv.weight)
     codes = (conv.weight / step_w).clamp(quant_w.q_min, quant_w.q_max).round()
     a = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
     shift = bn.bias.double() - bn.running_mean.double() * a
     if conv.bias is not None:
         shift = shift + a * conv.bias.double()
-    scale = step_x.double() * step_w.flatten().double() * a
-    return QuantizedStemParams(
-        float(step_x), quant_x.q_min, quant_x.q_max,
-        codes.float().contiguous(), conv.stride[0], conv.padding[0],
-        scale.float(), shift.float(), (act.bias_in, act.weight, act.bias_out))
+    scale = step_w.flatten().double() * a
+    if step_x is not None:
+        scale = step_x.double() * scale
+    return QuantizedStemParams(None if step_x is None else float(step_x),
+                               quant_w.q_min, quant_w.q_max,
+                               codes.float().contiguous(), conv.stride[0],
+                               conv.padding[0], scale.float(), shift.float(),
+                               (act.bias_in, act.weight, act.bias_out))

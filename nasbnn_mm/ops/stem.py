@@ -10,7 +10,10 @@ into one per-channel affine, as the packed binary layers fold ``alpha``
 (the float model rounds each product instead, so the two differ in the
 last bits, like the binary layers' folded affine). It writes the RPReLU
 output in channels_last memory and the first block's packed signs, in one
-pass over the image.
+pass over the image. A stem whose input is not quantized (the official
+code's) runs the same way on the float input, ``conv(x, w_q) = s_w *
+conv(x, c_w)``; its sums are then rounded, in the fixed order of
+:func:`quantized_stem_ref`.
 """
 from typing import NamedTuple, Optional, Tuple
 
@@ -27,12 +30,13 @@ class QuantizedStemParams(NamedTuple):
     """The folded 8-bit stem, as :func:`quantized_stem` takes it.
 
     ``step``, ``q_min``, ``q_max``: the input quantizer (codes
-    ``round(clamp(x / step, q_min, q_max))``); ``weight_codes``: (C_out,
-    C_in, K, K) float32 integers; ``scale``, ``shift``: (C_out, ) the
-    folded ``step * weight step`` and BN; ``act``: the RPReLU ``(bias_in,
-    weight, bias_out)``, each (C_out, ).
+    ``round(clamp(x / step, q_min, q_max))``; ``step`` None: the input is
+    not quantized, and ``q_min``, ``q_max`` bound the weight codes);
+    ``weight_codes``: (C_out, C_in, K, K) float32 integers; ``scale``,
+    ``shift``: (C_out, ) the folded ``step * weight step`` and BN;
+    ``act``: the RPReLU ``(bias_in, weight, bias_out)``, each (C_out, ).
     """
-    step: float
+    step: Optional[float]
     q_min: int
     q_max: int
     weight_codes: Tensor
@@ -64,12 +68,13 @@ def quantized_stem(
         tuple[Tensor, Tensor]: (N, C_out, OH, OW) float32 in channels_last
         memory and (N, OH, OW, pack_groups * Wg) uint64.
     """
-    bias_in, weight, bias_out = params.act
-    return load_ext().quantized_stem(x, params.step, params.q_min,
-                                     params.q_max, params.weight_codes,
-                                     params.stride, params.padding,
-                                     params.scale, params.shift, bias_in,
-                                     weight, bias_out, pack_groups, pack_bias)
+    p = params
+    bias_in, weight, bias_out = p.act
+    return load_ext().quantized_stem(x, p.step is not None, p.step or 0.0,
+                                     p.q_min, p.q_max, p.weight_codes,
+                                     p.stride, p.padding, p.scale, p.shift,
+                                     bias_in, weight, bias_out, pack_groups,
+                                     pack_bias)
 
 
 def quantized_stem_ref(
@@ -78,9 +83,32 @@ def quantized_stem_ref(
         pack_groups: int = 1,
         pack_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Pure-PyTorch :func:`quantized_stem`: the codes, ``F.conv2d`` of the
-    codes (exact in float32), the affine, then :func:`rprelu_pack_ref`."""
+    codes (exact in float32; a float input: the taps summed one by one in
+    the kernels' order), the affine, then :func:`rprelu_pack_ref`."""
     p = params
-    codes = (x / p.step).clamp(p.q_min, p.q_max).round()
-    acc = F.conv2d(codes, p.weight_codes, stride=p.stride, padding=p.padding)
+    if p.step is None:
+        acc = _conv_in_tap_order(x, p.weight_codes, p.stride, p.padding)
+    else:
+        codes = (x / p.step).clamp(p.q_min, p.q_max).round()
+        acc = F.conv2d(
+            codes, p.weight_codes, stride=p.stride, padding=p.padding)
     out = acc * p.scale.view(1, -1, 1, 1) + p.shift.view(1, -1, 1, 1)
     return rprelu_pack_ref(out, p.act, pack_groups, pack_bias)
+
+
+def _conv_in_tap_order(x: Tensor, weight: Tensor, stride: int,
+                       padding: int) -> Tensor:
+    """``F.conv2d(x, weight)`` summed from 0 over input channel, kernel row
+    and kernel column in that order (a multiply and an add per tap)."""
+    k = weight.shape[-1]
+    xp = F.pad(x, (padding, ) * 4)
+    oh = (xp.shape[-2] - k) // stride + 1
+    ow = (xp.shape[-1] - k) // stride + 1
+    acc = x.new_zeros(x.shape[0], weight.shape[0], oh, ow)
+    for ci in range(x.shape[1]):
+        for kh in range(k):
+            for kw in range(k):
+                tap = xp[:, ci:ci + 1, kh:kh + stride * (oh - 1) + 1:stride,
+                         kw:kw + stride * (ow - 1) + 1:stride]
+                acc = acc + tap * weight[:, ci, kh, kw].view(1, -1, 1, 1)
+    return acc

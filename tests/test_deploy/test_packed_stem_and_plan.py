@@ -42,9 +42,19 @@ def test_folded_stem_matches_float_stem():
             quantized_stem_ref(x, params)[0], stem(x), rtol=1e-5, atol=1e-5)
 
 
-def test_stem_without_input_quantizer_runs_the_float_stem():
+def test_stem_without_input_quantizer_folds_on_the_float_input():
+    """The official code's stem (float input, 8-bit weights) folds too:
+    close to the float stem, and the packed model to the float model."""
     backbone = float_model(1, stem_quantize_input=False)
-    assert fold_quantized_stem(backbone.stem, images(0)) is None
+    x = images(0)
+    params = fold_quantized_stem(backbone.stem, x)
+    assert params.step is None
+    with torch.no_grad():
+        torch.testing.assert_close(
+            quantized_stem_ref(x, params)[0],
+            backbone.stem(x),
+            rtol=1e-5,
+            atol=1e-5)
     fc = nn.Linear(128, 10)
     packed = pack_nasbnn(backbone, fc)
     x = images(1)

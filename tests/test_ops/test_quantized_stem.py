@@ -6,9 +6,10 @@ from nasbnn_mm.ops import (QuantizedStemParams, quantized_stem,
                            quantized_stem_ref)
 
 
-def stem_case(gen, batch, cin, cout, k, stride, h, w, step=None):
+def stem_case(gen, batch, cin, cout, k, stride, h, w, quantize=True):
     x = torch.randn(batch, cin, h, w, generator=gen) * 2
-    if step is None:
+    step = None
+    if quantize:
         step = float(torch.rand(1, generator=gen) * 0.03 + 0.005)
     codes = torch.randint(-128, 128, (cout, cin, k, k), generator=gen).float()
 
@@ -32,14 +33,18 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize('quantize', [True, False])
 @pytest.mark.parametrize('case', CASES)
-def test_quantized_stem_bitwise(path, case):
+def test_quantized_stem_bitwise(path, case, quantize):
+    """Kernels = reference, bit for bit: on the codes of a quantized input
+    and on a float input (rounded sums, in the reference's order)."""
     gen = torch.Generator().manual_seed(sum(case))
     *shape, groups = case
-    x, params, pack_bias = stem_case(gen, *shape)
-    # values on the clamp bounds, rounding ties (x / step = k + 0.5) and
-    # -0.0 codes
-    x.view(-1)[:4] = torch.tensor([1e3, -1e3, 2.5, -0.2]) * params.step
+    x, params, pack_bias = stem_case(gen, *shape, quantize=quantize)
+    if quantize:
+        # values on the clamp bounds, rounding ties (x / step = k + 0.5)
+        # and -0.0 codes
+        x.view(-1)[:4] = torch.tensor([1e3, -1e3, 2.5, -0.2]) * params.step
     out, packed = quantized_stem(x, params, groups, pack_bias)
     ref, ref_packed = quantized_stem_ref(x, params, groups, pack_bias)
     assert out.is_contiguous(memory_format=torch.channels_last)

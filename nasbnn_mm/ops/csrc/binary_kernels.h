@@ -99,6 +99,7 @@ struct StemArgs {
   float* codes;    // (N, C_in, H + 2p, W + 2p) its codes, zero border
   const float* w;  // (C_in, K, K, out_padded) weight codes, 0 past C_out
   float* out;      // (N, OH, OW, C_out)
+  bool quantize_input;  // else the codes are the input itself
   float step, q_min, q_max;
   int64_t batch, in_channels, height, width, padding;
   int64_t out_channels, out_padded, kernel, stride, out_h, out_w;

@@ -169,7 +169,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "RPReLU of (N, C, H, W) float32 in channels_last memory, and the "
         "packed signs of (out + pack_bias).");
   m.def("quantized_stem", &nasbnn::quantized_stem, py::arg("x"),
-        py::arg("step"), py::arg("q_min"), py::arg("q_max"),
+        py::arg("quantize_input"), py::arg("step"), py::arg("q_min"),
+        py::arg("q_max"),
         py::arg("weight_codes"), py::arg("stride"), py::arg("padding"),
         py::arg("scale"), py::arg("shift"), py::arg("act_bias_in"),
         py::arg("act_weight"), py::arg("act_bias_out"),

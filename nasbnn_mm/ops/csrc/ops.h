@@ -92,12 +92,14 @@ std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        int64_t pack_groups,
                                        const OptTensor& pack_bias);
 
-// The 8-bit stem: codes round(clamp(x / step, q_min, q_max)), their
-// convolution with the integer weight_codes (C_out, C_in, K, K), exact in
-// float32, then acc * scale + shift and RPReLU; (N, C_out, OH, OW) float32
-// in channels_last memory and the packed signs of (out + pack_bias).
+// The 8-bit stem: codes round(clamp(x / step, q_min, q_max)) (or x itself
+// without quantize_input), their convolution with the integer
+// weight_codes (C_out, C_in, K, K), exact in float32 for codes, then
+// acc * scale + shift and RPReLU; (N, C_out, OH, OW) float32 in
+// channels_last memory and the packed signs of (out + pack_bias).
 std::tuple<Tensor, Tensor> quantized_stem(
-    const Tensor& x, double step, int64_t q_min, int64_t q_max,
+    const Tensor& x, bool quantize_input, double step, int64_t q_min,
+    int64_t q_max,
     const Tensor& weight_codes, int64_t stride, int64_t padding,
     const Tensor& scale, const Tensor& shift, const Tensor& act_bias_in,
     const Tensor& act_weight, const Tensor& act_bias_out,

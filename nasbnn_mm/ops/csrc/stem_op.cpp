@@ -27,7 +27,8 @@ std::vector<float> padded_vector(const Tensor& v, int64_t channels,
 }  // namespace
 
 std::tuple<Tensor, Tensor> quantized_stem(
-    const Tensor& x, double step, int64_t q_min, int64_t q_max,
+    const Tensor& x, bool quantize_input, double step, int64_t q_min,
+    int64_t q_max,
     const Tensor& weight_codes, int64_t stride, int64_t padding,
     const Tensor& scale, const Tensor& shift, const Tensor& act_bias_in,
     const Tensor& act_weight, const Tensor& act_bias_out,
@@ -44,14 +45,15 @@ std::tuple<Tensor, Tensor> quantized_stem(
               x.size(1), ", K, K), got ", w.scalar_type(), " ", w.sizes());
   TORCH_CHECK(stride >= 1 && padding >= 0, "quantized_stem: stride ", stride,
               " must be >= 1 and padding ", padding, " >= 0");
-  TORCH_CHECK(std::isfinite(step) && step > 0.0,
+  TORCH_CHECK(!quantize_input || (std::isfinite(step) && step > 0.0),
               "quantized_stem: step must be a positive finite number, got ",
               step);
   const int64_t n = x.size(0), cin = x.size(1), h = x.size(2), wd = x.size(3);
   const int64_t cout = w.size(0), k = w.size(2);
   const double q_abs = std::max(std::abs(static_cast<double>(q_min)),
                                 std::abs(static_cast<double>(q_max)));
-  TORCH_CHECK(q_min < q_max && cin * k * k * q_abs * q_abs <= kExactLimit,
+  const bool exact = cin * k * k * q_abs * q_abs <= kExactLimit;
+  TORCH_CHECK(q_min < q_max && (exact || !quantize_input),
               "quantized_stem: codes in [", q_min, ", ", q_max, "] over ",
               cin, " x ", k, " x ", k, " taps can exceed 2^24 (not exact in "
               "float32)");
@@ -99,7 +101,8 @@ std::tuple<Tensor, Tensor> quantized_stem(
   float* out_data = out.data_ptr<float>();
   const StemArgs args{
       xc.data_ptr<float>(), codes.data_ptr<float>(), w_t.data_ptr<float>(),
-      out_data, static_cast<float>(step), static_cast<float>(q_min),
+      out_data, quantize_input, static_cast<float>(step),
+      static_cast<float>(q_min),
       static_cast<float>(q_max), n, cin, h, wd, padding, cout, out_padded, k,
       stride, oh, ow, v_scale.data(), v_shift.data(), v_in.data(),
       v_w.data(), v_out.data(),
