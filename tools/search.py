@@ -32,8 +32,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from nasbnn_mm.models import apply_checkpoint_conventions
-from nasbnn_mm.utils import (UserError, apply_common_args,
-                             init_cpu_process_group)
+from nasbnn_mm.utils import UserError, apply_common_args, tool_process_group
 
 PROG = 'search.py'
 
@@ -97,7 +96,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main() -> int:
     args = parse_args()
-    init_cpu_process_group(args.launcher)
+    with tool_process_group(args.launcher):
+        return search(args)
+
+
+def search(args: argparse.Namespace) -> int:
+    """Check the inputs, run the search and print the Pareto front."""
     if not osp.isfile(args.checkpoint):
         print(
             f'{PROG}: error: checkpoint {args.checkpoint}: no such file',

@@ -26,7 +26,7 @@ from mmengine.runner import Runner
 
 from nasbnn_mm.engine.hooks.checkpoint_keys_hook import \
     add_checkpoint_keys_hook
-from nasbnn_mm.utils import UserError, init_cpu_process_group, read_checkpoint
+from nasbnn_mm.utils import UserError, read_checkpoint, tool_process_group
 from nasbnn_mm.utils.config_utils import (apply_common_args, check_out_file,
                                           read_config)
 from nasbnn_mm.utils.errors import run_tool
@@ -103,7 +103,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def evaluate(args: argparse.Namespace) -> int:
     """Check the inputs, then test and print the metrics as JSON."""
-    init_cpu_process_group(args.launcher)
+    with tool_process_group(args.launcher):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """:func:`evaluate` inside its process group."""
     cfg = read_config(args.config)
     # A damaged or foreign file: one line now, not a torch traceback later.
     read_checkpoint(args.checkpoint)

@@ -25,8 +25,8 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 from nasbnn_mm.engine.hooks.checkpoint_keys_hook import \
     add_checkpoint_keys_hook
-from nasbnn_mm.utils import (CheckpointError, init_cpu_process_group,
-                             read_checkpoint)
+from nasbnn_mm.utils import (CheckpointError, read_checkpoint,
+                             tool_process_group)
 from nasbnn_mm.utils.config_utils import apply_common_args, read_config
 from nasbnn_mm.utils.errors import run_tool
 
@@ -109,11 +109,11 @@ def check_start_checkpoint(cfg: Config) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Read the config, apply the options and train."""
-    init_cpu_process_group(args.launcher)
-    cfg = merge_args(read_config(args.config), args)
-    check_start_checkpoint(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with tool_process_group(args.launcher):
+        cfg = merge_args(read_config(args.config), args)
+        check_start_checkpoint(cfg)
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     return 0
 
 

@@ -1,5 +1,6 @@
 """Distributed helpers shared by the algorithms, the engine and the tools."""
-from typing import Dict, Iterable, List
+import contextlib
+from typing import Dict, Iterable, Iterator, List
 
 import torch
 import torch.distributed as dist
@@ -7,7 +8,8 @@ import torch.nn as nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 __all__ = [
-    'init_cpu_process_group', 'all_reduce_gradients', 'broadcast_tensors'
+    'init_cpu_process_group', 'tool_process_group', 'all_reduce_gradients',
+    'broadcast_tensors'
 ]
 
 
@@ -22,6 +24,26 @@ def init_cpu_process_group(launcher: str) -> None:
     if launcher == 'pytorch' and not torch.cuda.is_available() \
             and not dist.is_initialized():
         dist.init_process_group('gloo')
+
+
+@contextlib.contextmanager
+def tool_process_group(launcher: str) -> Iterator[None]:
+    """A tool's process group: :func:`init_cpu_process_group` before the
+    body; after it, the group the body's run created (ours or the
+    runner's) is destroyed.
+
+    A gloo group left to interpreter shutdown can abort the process
+    ("terminate called without an active exception", SIGABRT; see
+    pytorch/pytorch#190489): a finished torchrun job then fails. A group
+    that existed before the tool started is left alone.
+    """
+    existed = dist.is_available() and dist.is_initialized()
+    init_cpu_process_group(launcher)
+    try:
+        yield
+    finally:
+        if not existed and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _by_dtype(tensors: Iterable[torch.Tensor]) -> List[List[torch.Tensor]]:
