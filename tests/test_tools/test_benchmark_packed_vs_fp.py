@@ -4,6 +4,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from nasbnn_mm.testing import load_tool
 
@@ -50,3 +51,12 @@ def test_bad_repeat_is_an_argument_error(benchmark, capsys):
         benchmark(['--repeat', '0'])
     assert exit_info.value.code == 2
     assert '--repeat 0: must be >= 1' in capsys.readouterr().err
+
+
+def test_presets_are_drawn_from_the_seed(benchmark):
+    import bench_utils  # on the path while the tool's fixture is active
+    x = torch.randn(1, 3, 32, 32)
+    a, b, c = (
+        bench_utils.packed_classifier('A', size=32, seed=s).logits(x)
+        for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)

@@ -104,8 +104,10 @@ def untrained(arch,
               space=DEFAULT_SPACE,
               size: int = 224,
               seed: int = 0) -> NASBNN:
-    """A float subnet in eval mode with its LSQ steps initialised on one
-    random image (they initialise on their first batch)."""
+    """A float subnet in eval mode, its weights drawn from ``seed``, with
+    its LSQ steps initialised on one random image (they initialise on
+    their first batch)."""
+    torch.manual_seed(seed)
     model = NASBNN(arch, space).eval()
     gen = torch.Generator().manual_seed(seed)
     model(torch.randn(1, 3, size, size, generator=gen))
