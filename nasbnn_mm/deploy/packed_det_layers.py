@@ -15,6 +15,7 @@ Importing this module imports MMDetection (through
 """
 import torch
 import torch.nn as nn
+from mmcv.ops import RoIAlign
 from torch import Tensor
 
 from nasbnn_mm.models.detection import BinaryConvBlock, BinaryLinearBlock
@@ -131,11 +132,18 @@ class ChannelsLastRoIAlign(nn.Module):
         self.sampling_ratio = int(sampling_ratio)
         self.aligned = bool(aligned)
 
+    @staticmethod
+    def replaces(layer: nn.Module) -> bool:
+        """Whether ``layer`` is an MMCV ``RoIAlign`` this op computes (average
+        pooling, MMCV's own op; not max pooling or torchvision's)."""
+        return (isinstance(layer, RoIAlign) and layer.pool_mode == 'avg'
+                and not layer.use_torchvision)
+
     @classmethod
     def from_mmcv(cls, layer: nn.Module) -> 'ChannelsLastRoIAlign':
         """The equivalent of an MMCV ``RoIAlign``, or a ``ValueError`` for
-        modes it does not compute (max pooling, torchvision's op)."""
-        if layer.pool_mode != 'avg' or layer.use_torchvision:
+        modes it does not compute (see :meth:`replaces`)."""
+        if not cls.replaces(layer):
             raise ValueError(
                 f'RoIAlign(pool_mode={layer.pool_mode!r}, use_torchvision='
                 f'{layer.use_torchvision}) has no channels_last form; only '

@@ -23,7 +23,6 @@ from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
-from mmcv.ops import RoIAlign
 from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
 from mmengine.hooks import Hook
 
@@ -100,13 +99,9 @@ def _channels_last_roi_layers(extractor: BaseRoIExtractor) -> int:
     :class:`ChannelsLastRoIAlign`; returns how many were replaced."""
     replaced = 0
     for i, layer in enumerate(extractor.roi_layers):
-        if not isinstance(layer, RoIAlign):
-            continue
-        try:
+        if ChannelsLastRoIAlign.replaces(layer):
             extractor.roi_layers[i] = ChannelsLastRoIAlign.from_mmcv(layer)
-        except ValueError:
-            continue
-        replaced += 1
+            replaced += 1
     return replaced
 
 

@@ -106,8 +106,7 @@ class PackedNASBNN(BaseSubnet):
             if num_classes is not None else None)
         self.requires_grad_(False)
         self.eval()
-        self._stem_cache: Tuple[Optional[QuantizedStemParams],
-                                Optional[Tensor]] = (None, None)
+        self._stem_cache: Optional[QuantizedStemParams] = None
         self._stem_key: Optional[tuple] = None
         self._plan: List[Tuple[PackedSeparableBlock, tuple]] = []
         self._plan_key: Optional[tuple] = None
@@ -153,8 +152,7 @@ class PackedNASBNN(BaseSubnet):
         """Run the stem and every block; return the outputs of ``indices``.
 
         On the kernels the stem is one :func:`~nasbnn_mm.ops.quantized_stem`
-        call (with a quantized input; else the float stem and
-        :func:`~nasbnn_mm.ops.rprelu_pack`) and each block one
+        call (:func:`fold_quantized_stem`) and each block one
         :func:`~nasbnn_mm.ops.binary_block` call, each also writing the
         packed signs of the next block's input (a stride-2 block on an odd
         size runs alone: the fused epilogue pools even sizes only). The
@@ -164,7 +162,7 @@ class PackedNASBNN(BaseSubnet):
         Bitwise the same as ``reference``: the pure-PyTorch ops, block by
         block, on the whole batch.
         """
-        stem_params, stem_weight = self._stem_forms(x)
+        stem_params = self._stem_params(x)
         if reference:
             return self._forward_reference(x, indices, stem_params)
         stride = self.space.stem.stride
@@ -173,31 +171,21 @@ class PackedNASBNN(BaseSubnet):
             -(-x.shape[-1] // stride) * 4)
         chunk = max(1, self.CHUNK_BYTES // image_bytes)
         if x.shape[0] <= chunk:
-            return self._forward_kernels(x, indices, stem_params, stem_weight)
+            return self._forward_kernels(x, indices, stem_params)
         parts = [
-            self._forward_kernels(x[i:i + chunk], indices, stem_params,
-                                  stem_weight)
+            self._forward_kernels(x[i:i + chunk], indices, stem_params)
             for i in range(0, x.shape[0], chunk)
         ]
         return tuple(torch.cat(outs) for outs in zip(*parts))
 
-    def _forward_kernels(self, x: Tensor, indices: Sequence[int],
-                         stem_params: Optional[QuantizedStemParams],
-                         stem_weight: Optional[Tensor]) -> Tuple[Tensor, ...]:
+    def _forward_kernels(
+            self, x: Tensor, indices: Sequence[int],
+            stem_params: QuantizedStemParams) -> Tuple[Tensor, ...]:
         """:meth:`forward_stages` of one chunk on the kernels."""
         plan = self._block_plan()
         first = plan[0][0]
-        pack_args = (first.conv1.groups, first.sign1.bias)
-        if stem_params is not None:
-            x, packed = quantized_stem(x, stem_params, *pack_args)
-        else:
-            stem, act = self.stem, self.stem.act
-            if stem.conv.input_quantizer is not None:
-                x = stem.conv.input_quantizer(x)
-            x = stem.bn(
-                stem.conv._conv_forward(x, stem_weight, stem.conv.bias))
-            x, packed = ops.rprelu_pack(
-                x, (act.bias_in, act.weight, act.bias_out), *pack_args)
+        x, packed = quantized_stem(x, stem_params, first.conv1.groups,
+                                   first.sign1.bias)
         outs, k = [], 0
         for i, stage in enumerate(self.stages):
             for _ in stage:
@@ -217,12 +205,9 @@ class PackedNASBNN(BaseSubnet):
 
     def _forward_reference(
             self, x: Tensor, indices: Sequence[int],
-            stem_params: Optional[QuantizedStemParams]) -> Tuple[Tensor, ...]:
+            stem_params: QuantizedStemParams) -> Tuple[Tensor, ...]:
         """:meth:`forward_stages` on the pure-PyTorch reference ops."""
-        if stem_params is None:
-            x = self.stem(x)
-        else:
-            x = quantized_stem_ref(x, stem_params)[0]
+        x = quantized_stem_ref(x, stem_params)[0]
         outs = []
         for i, stage in enumerate(self.stages):
             for block in stage:
@@ -261,22 +246,16 @@ class PackedNASBNN(BaseSubnet):
                                 for bits in self._plan_weight_bits))
         return plan
 
-    def _stem_forms(
-            self, x: Tensor
-    ) -> Tuple[Optional[QuantizedStemParams], Optional[Tensor]]:
+    def _stem_params(self, x: Tensor) -> QuantizedStemParams:
         """The stem folded for :func:`~nasbnn_mm.ops.quantized_stem`
-        (:func:`fold_quantized_stem`), or, where it does not fold (None),
-        the float stem's quantized weight; recomputed when the stem's
-        tensors or the image size change."""
+        (:func:`fold_quantized_stem`), recomputed when the stem's tensors
+        or the image size change."""
         stem = self.stem
         key = (x[0].numel(), ) + tuple(
             (t.data_ptr(), t._version)
             for t in itertools.chain(stem.parameters(), stem.buffers()))
         if key != self._stem_key:
-            params = fold_quantized_stem(stem, x)
-            weight = None if params is not None else (
-                stem.conv.weight_quantizer(stem.conv.weight))
-            self._stem_cache = (params, weight)
+            self._stem_cache = fold_quantized_stem(stem, x)
             self._stem_key = key
         return self._stem_cache
 

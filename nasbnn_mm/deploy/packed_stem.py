@@ -9,8 +9,6 @@ and its BN; without input quantization (the official code's stem) the
 float input meets the weight codes and ``step_w`` joins the BN. The state
 dict stays the float stem's.
 """
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -19,13 +17,9 @@ from nasbnn_mm.ops import QuantizedStemParams
 
 __all__ = ['fold_quantized_stem']
 
-# Largest sum of code products float32 holds exactly.
-_EXACT_LIMIT = 2**24
-
 
 @torch.no_grad()
-def fold_quantized_stem(stem: NASBNNStem,
-                        x: Tensor) -> Optional[QuantizedStemParams]:
+def fold_quantized_stem(stem: NASBNNStem, x: Tensor) -> QuantizedStemParams:
     """Fold ``stem`` (eval semantics: BN running statistics) for input ``x``.
 
     Args:
@@ -35,22 +29,13 @@ def fold_quantized_stem(stem: NASBNNStem,
             initialised from ``x`` as the float stem would.
 
     Returns:
-        QuantizedStemParams | None: None when the code sums could exceed
-        2^24 or the two quantizers' grids differ; the float stem runs
-        then. A stem whose input is not quantized (e.g. converted from the
-        official code) folds with ``step=None``.
+        QuantizedStemParams: ``step`` None where the input is not quantized
+        (e.g. a stem converted from the official code).
     """
     conv, bn, act = stem.conv, stem.bn, stem.act
     quant_x, quant_w = conv.input_quantizer, conv.weight_quantizer
-    k = conv.kernel_size[0]
-    q_abs = max(-quant_w.q_min, quant_w.q_max)
-    if conv.groups != 1:
-        return None
     step_x = None
     if quant_x is not None:
-        if ((quant_w.q_min, quant_w.q_max) != (quant_x.q_min, quant_x.q_max)
-                or conv.in_channels * k * k * q_abs * q_abs > _EXACT_LIMIT):
-            return None
         quant_x.maybe_init(x)
         step_x = quant_x.effective_step(x)
     quant_w.maybe_init(conv.weight)

@@ -12,8 +12,9 @@ last bits, like the binary layers' folded affine). It writes the RPReLU
 output in channels_last memory and the first block's packed signs, in one
 pass over the image. A stem whose input is not quantized (the official
 code's) runs the same way on the float input, ``conv(x, w_q) = s_w *
-conv(x, c_w)``; its sums are then rounded, in the fixed order of
-:func:`quantized_stem_ref`.
+conv(x, c_w)``. The sums are taken in the fixed order of
+:func:`quantized_stem_ref`, so inexact ones (a float input, or codes over
+so many taps that a sum could pass 2^24) round the same way there.
 """
 from typing import NamedTuple, Optional, Tuple
 
@@ -82,16 +83,13 @@ def quantized_stem_ref(
         params: QuantizedStemParams,
         pack_groups: int = 1,
         pack_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """Pure-PyTorch :func:`quantized_stem`: the codes, ``F.conv2d`` of the
-    codes (exact in float32; a float input: the taps summed one by one in
-    the kernels' order), the affine, then :func:`rprelu_pack_ref`."""
+    """Pure-PyTorch :func:`quantized_stem`: the codes (or the float input),
+    their convolution summed tap by tap in the kernels' order, the affine,
+    then :func:`rprelu_pack_ref`."""
     p = params
-    if p.step is None:
-        acc = _conv_in_tap_order(x, p.weight_codes, p.stride, p.padding)
-    else:
-        codes = (x / p.step).clamp(p.q_min, p.q_max).round()
-        acc = F.conv2d(
-            codes, p.weight_codes, stride=p.stride, padding=p.padding)
+    codes = x if p.step is None else (x /
+                                      p.step).clamp(p.q_min, p.q_max).round()
+    acc = _conv_in_tap_order(codes, p.weight_codes, p.stride, p.padding)
     out = acc * p.scale.view(1, -1, 1, 1) + p.shift.view(1, -1, 1, 1)
     return rprelu_pack_ref(out, p.act, pack_groups, pack_bias)
 

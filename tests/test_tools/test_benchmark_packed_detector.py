@@ -1,7 +1,6 @@
 """tools/benchmarks/benchmark_packed_detector.py: a comparison on a tiny
 image, and one-line errors for inputs it cannot benchmark."""
 import json
-import sys
 
 import pytest
 
@@ -12,10 +11,8 @@ BINARY_DET = ('configs/nasbnn_det/'
 
 
 @pytest.fixture(scope='module')
-def benchmark():
-    sys.path.insert(0, 'tools/benchmarks')  # its bench_utils import
-    yield load_tool('benchmarks', 'benchmark_packed_detector.py').main
-    sys.path.remove('tools/benchmarks')
+def benchmark(benchmarks_on_path):
+    return load_tool('benchmarks', 'benchmark_packed_detector.py').main
 
 
 def test_reports_identical_detections_and_times(benchmark, tmp_path):

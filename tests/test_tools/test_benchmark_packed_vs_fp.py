@@ -1,7 +1,6 @@
 """tools/benchmarks/benchmark_packed_vs_fp.py: repetitions and their
 summary on tiny inputs."""
 import json
-import sys
 
 import pytest
 import torch
@@ -10,10 +9,8 @@ from nasbnn_mm.testing import load_tool
 
 
 @pytest.fixture(scope='module')
-def benchmark():
-    sys.path.insert(0, 'tools/benchmarks')  # its bench_utils import
-    yield load_tool('benchmarks', 'benchmark_packed_vs_fp.py').main
-    sys.path.remove('tools/benchmarks')
+def benchmark(benchmarks_on_path):
+    return load_tool('benchmarks', 'benchmark_packed_vs_fp.py').main
 
 
 def test_repetitions_are_summarized(benchmark, tmp_path):

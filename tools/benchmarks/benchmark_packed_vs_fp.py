@@ -194,6 +194,15 @@ def summary(passes: List[dict]) -> List[dict]:
     ]
 
 
+def row_label(row: dict) -> str:
+    return f'{row["arm"]:<28} batch {row["batch"]:<3} {row["threads"]} threads'
+
+
+def median_range(s: Dict[str, float], width: int = 0) -> str:
+    """``median (min-max)`` of a :func:`spread`."""
+    return f'{s["median"]:>{width}.2f} ({s["min"]:.2f}-{s["max"]:.2f})'
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     info = cpu_info()
@@ -217,20 +226,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'\n## over {args.repeat} repetition(s): median (min-max) of the '
           'passes')
     for r in results['summary']:
-        ms, ratio = r['ms'], r['vs_reference']
-        print(f'{r["arm"]:<28} batch {r["batch"]:<3} {r["threads"]} threads '
-              f'{ms["median"]:>8.2f} ms ({ms["min"]:.2f}-{ms["max"]:.2f})  '
-              f'/ {REFERENCE} {ratio["median"]:.2f} ({ratio["min"]:.2f}-'
-              f'{ratio["max"]:.2f})')
+        print(f'{row_label(r)} {median_range(r["ms"], 8)} ms  / {REFERENCE} '
+              f'{median_range(r["vs_reference"])}')
     if len(args.threads) > 1:
         results['scaling'] = scaling(results['passes'])
         print(f'\n## speed-up over {args.threads[0]} thread(s) (ratio of '
               'the medians of a repetition\'s passes; median (min-max))')
         for r in results['scaling']:
-            sp = r['speedup']
-            print(f'{r["arm"]:<28} batch {r["batch"]:<3} {r["threads"]} '
-                  f'threads {sp["median"]:>6.2f} ({sp["min"]:.2f}-'
-                  f'{sp["max"]:.2f})')
+            print(f'{row_label(r)} {median_range(r["speedup"], 6)}')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=1)

@@ -100,6 +100,9 @@ struct StemArgs {
   const float* w;  // (C_in, K, K, out_padded) weight codes, 0 past C_out
   float* out;      // (N, OH, OW, C_out)
   bool quantize_input;  // else the codes are the input itself
+  // The sums are exact (integer codes, C_in * K * K * max|q|^2 <= 2^24):
+  // taken with FMA; else in quantized_stem_ref's order, no FMA.
+  bool exact_sums;
   float step, q_min, q_max;
   int64_t batch, in_channels, height, width, padding;
   int64_t out_channels, out_padded, kernel, stride, out_h, out_w;

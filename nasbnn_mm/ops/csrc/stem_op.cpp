@@ -15,12 +15,12 @@ namespace {
 // Largest magnitude of a sum of products that float32 holds exactly.
 constexpr double kExactLimit = 16777216.0;  // 2^24
 
-// (C) float32 vector v, or the zeros, copied into `out_padded` floats.
-std::vector<float> padded_vector(const Tensor& v, int64_t channels,
+// A (C) float32 vector (zeros if not given) in `out_padded` floats.
+std::vector<float> padded_vector(const OptTensor& v, int64_t channels,
                                  int64_t out_padded, const char* name) {
-  const float* data = channel_vector(v, channels, name);
   std::vector<float> out(out_padded, 0.f);
-  std::copy(data, data + channels, out.begin());
+  if (const float* data = channel_vector(v, channels, name))
+    std::copy(data, data + channels, out.begin());
   return out;
 }
 
@@ -28,8 +28,8 @@ std::vector<float> padded_vector(const Tensor& v, int64_t channels,
 
 std::tuple<Tensor, Tensor> quantized_stem(
     const Tensor& x, bool quantize_input, double step, int64_t q_min,
-    int64_t q_max,
-    const Tensor& weight_codes, int64_t stride, int64_t padding,
+    int64_t q_max, const Tensor& weight_codes, int64_t stride,
+    int64_t padding,
     const Tensor& scale, const Tensor& shift, const Tensor& act_bias_in,
     const Tensor& act_weight, const Tensor& act_bias_out,
     int64_t pack_groups, const OptTensor& pack_bias) {
@@ -52,11 +52,8 @@ std::tuple<Tensor, Tensor> quantized_stem(
   const int64_t cout = w.size(0), k = w.size(2);
   const double q_abs = std::max(std::abs(static_cast<double>(q_min)),
                                 std::abs(static_cast<double>(q_max)));
-  const bool exact = cin * k * k * q_abs * q_abs <= kExactLimit;
-  TORCH_CHECK(q_min < q_max && (exact || !quantize_input),
-              "quantized_stem: codes in [", q_min, ", ", q_max, "] over ",
-              cin, " x ", k, " x ", k, " taps can exceed 2^24 (not exact in "
-              "float32)");
+  TORCH_CHECK(q_min < q_max, "quantized_stem: q_min ", q_min,
+              " must be < q_max ", q_max);
   const int64_t hp = h + 2 * padding, wp = wd + 2 * padding;
   TORCH_CHECK(hp >= k && wp >= k, "quantized_stem: input ", h, " x ", wd,
               " with padding ", padding, " is smaller than the kernel ", k);
@@ -83,10 +80,8 @@ std::tuple<Tensor, Tensor> quantized_stem(
                                  "quantized_stem: act_weight");
   const auto v_out = padded_vector(act_bias_out, cout, out_padded,
                                    "quantized_stem: act_bias_out");
-  const float* p_bias =
-      channel_vector(pack_bias, cout, "quantized_stem: pack_bias");
-  std::vector<float> p_bias_padded(out_padded, 0.f);
-  if (p_bias) std::copy(p_bias, p_bias + cout, p_bias_padded.begin());
+  const auto v_pack_bias = padded_vector(pack_bias, cout, out_padded,
+                                         "quantized_stem: pack_bias");
 
   const Tensor xc = x.contiguous();
   const Tensor codes = at::zeros({n, cin, hp, wp}, x.options());
@@ -101,15 +96,17 @@ std::tuple<Tensor, Tensor> quantized_stem(
   float* out_data = out.data_ptr<float>();
   const StemArgs args{
       xc.data_ptr<float>(), codes.data_ptr<float>(), w_t.data_ptr<float>(),
-      out_data, quantize_input, static_cast<float>(step),
-      static_cast<float>(q_min),
+      out_data, quantize_input,
+      quantize_input && cin * k * k * q_abs * q_abs <= kExactLimit,
+      static_cast<float>(step), static_cast<float>(q_min),
       static_cast<float>(q_max), n, cin, h, wd, padding, cout, out_padded, k,
       stride, oh, ow, v_scale.data(), v_shift.data(), v_in.data(),
       v_w.data(), v_out.data(),
-      PackArgs{out_data, p_bias,
+      PackArgs{out_data,
+               channel_vector(pack_bias, cout, "quantized_stem: pack_bias"),
                reinterpret_cast<uint64_t*>(packed.data_ptr()), cout,
                pack_groups, pack_g, words},
-      pack_fused, p_bias_padded.data()};
+      pack_fused, v_pack_bias.data()};
   const Kernels& kern = active_kernels();
   at::parallel_for(0, n * cin * h, 16, [&](int64_t b, int64_t e) {
     kern.stem_quantize(args, b, e);
