@@ -74,6 +74,25 @@ def test_conv_pack_bitwise(path, case):
             ops.pack_activation(out, pack_groups, bias).view(torch.int64))
 
 
+@pytest.mark.parametrize('cin', [48, 21])
+def test_extreme_scales_bitwise(path, cin):
+    """Scales whose double overflows, zeros of both signs, subnormals and
+    negatives: the outputs' bits equal the reference's (even and odd
+    C_in_g * taps take different routes from the counts to the dots)."""
+    gen = torch.Generator().manual_seed(cin)
+    args = conv_case(gen, cin, 32, 1, 3, 1, 6, 32, False)
+    # channels 0-15 hold scales whose double overflows, 16-31 none
+    scale = torch.tensor([3e38, -3e38, 0., -0., 1e-40, -1e-40, -2.5, 1.7e38] *
+                         2 + [0., -0., 1e-40, -1e-40, -2.5, 1e-3, 7., -1e-38] *
+                         2)
+    args.update(scale=scale, bias=None, residual=None, act=None)
+    out, packed = fused.binary_conv2d_pack(**args, pack_groups=1)
+    ref_out, ref_packed = fused.binary_conv2d_pack_ref(**args, pack_groups=1)
+    assert torch.isinf(ref_out).any() and (ref_out == 0).any()
+    assert torch.equal(out.view(torch.int32), ref_out.view(torch.int32))
+    assert torch.equal(packed.view(torch.int64), ref_packed.view(torch.int64))
+
+
 @pytest.mark.parametrize('hw', [8, 9])
 def test_pooled_residual_is_avg_pool(path, hw):
     """The epilogue's 2x2 pool equals F.avg_pool2d, for NCHW and
