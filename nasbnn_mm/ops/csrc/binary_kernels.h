@@ -51,7 +51,8 @@ struct ConvArgs {
   // res is residual (N, OH, OW, res_channels) at the output pixel, or, with
   // res_pool, the 2x2 average pool (stride 2) of residual (N, res_h,
   // res_w, res_channels) there, summed and divided as F.avg_pool2d does:
-  // ((((0 + r00) + r01) + r10) + r11) / 4.
+  // ((((0 + r00) + r01) + r10) + r11) / 4 (as * 0.25: the same real
+  // number rounded once, so the same bits, without a division).
   const float* scale;
   const float* bias;
   const float* residual;
