@@ -76,12 +76,11 @@ def test_conv_pack_bitwise(path, case):
 
 @pytest.mark.parametrize('cin', [48, 21])
 def test_extreme_scales_bitwise(path, cin):
-    """Scales whose double overflows, zeros of both signs, subnormals and
-    negatives: the outputs' bits equal the reference's (even and odd
-    C_in_g * taps take different routes from the counts to the dots)."""
+    """Scales near the float range, zeros of both signs, subnormals and
+    negatives, with even and odd C_in_g * taps: the outputs' bits (signed
+    zeros and infinities included) equal the reference's."""
     gen = torch.Generator().manual_seed(cin)
     args = conv_case(gen, cin, 32, 1, 3, 1, 6, 32, False)
-    # channels 0-15 hold scales whose double overflows, 16-31 none
     scale = torch.tensor([3e38, -3e38, 0., -0., 1e-40, -1e-40, -2.5, 1.7e38] *
                          2 + [0., -0., 1e-40, -1e-40, -2.5, 1e-3, 7., -1e-38] *
                          2)

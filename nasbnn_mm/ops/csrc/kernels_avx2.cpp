@@ -28,7 +28,6 @@ NASBNN_TARGET static inline __m256i popcount_bytes(__m256i v, __m256i lut,
 struct Isa {
   static constexpr int kTile = 4;
   static constexpr int kBlocks = 1;
-  static constexpr bool kBiased = false;  // counts: init + popcounts
 
   template <int P, int B>
   NASBNN_TARGET static inline void tile(const uint64_t* x, int64_t base,
@@ -36,8 +35,7 @@ struct Isa {
                                         const Tap* taps, int num_taps,
                                         const uint64_t* w, int64_t,
                                         int64_t words,
-                                        int32_t (*counts)[kLanes * B],
-                                        int64_t init) {
+                                        int32_t (*counts)[kLanes * B]) {
     static_assert(B == 1, "one weight block per tile");
     const __m256i lut = _mm256_setr_epi8(
         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2,
@@ -47,10 +45,7 @@ struct Isa {
     // Byte counters take at most 8 per word: flush them every 31 words.
     __m256i bytes[P][2], sums[P][2];
     for (int i = 0; i < P; ++i)
-      for (int h = 0; h < 2; ++h) {
-        bytes[i][h] = zero;
-        sums[i][h] = _mm256_set1_epi64x(init);
-      }
+      for (int h = 0; h < 2; ++h) bytes[i][h] = sums[i][h] = zero;
     int pending = 0;
     for (int t = 0; t < num_taps; ++t) {
       const uint64_t* xt = x + base + taps[t].x;

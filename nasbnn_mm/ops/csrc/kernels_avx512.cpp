@@ -21,10 +21,6 @@ constexpr const char* kPathName = "avx512";
 struct Isa {
   static constexpr int kTile = 8;
   static constexpr int kBlocks = 2;
-  // The tile leaves init - (sum of popcounts), init = full / 2 for an even
-  // full = C_in_g * taps (else 0), so that dot = full - 2 * popcounts is
-  // 2 * count: one subtraction less per 16 outputs in the epilogue.
-  static constexpr bool kBiased = true;
 
   template <int P, int B>
   NASBNN_TARGET static inline void tile(const uint64_t* x, int64_t base,
@@ -32,11 +28,10 @@ struct Isa {
                                         const Tap* taps, int num_taps,
                                         const uint64_t* w,
                                         int64_t block_stride, int64_t words,
-                                        int32_t (*counts)[kLanes * B],
-                                        int64_t init) {
+                                        int32_t (*counts)[kLanes * B]) {
     __m512i acc[P][B];
     for (int i = 0; i < P; ++i)
-      for (int j = 0; j < B; ++j) acc[i][j] = _mm512_set1_epi64(init);
+      for (int j = 0; j < B; ++j) acc[i][j] = _mm512_setzero_si512();
     for (int t = 0; t < num_taps; ++t) {
       const uint64_t* xt = x + base + taps[t].x;
       const uint64_t* wt = w + taps[t].w;
@@ -48,7 +43,7 @@ struct Isa {
           const __m512i xv = _mm512_set1_epi64(
               static_cast<long long>(xt[i * pixel_stride + k]));
           for (int j = 0; j < B; ++j)
-            acc[i][j] = _mm512_sub_epi64(
+            acc[i][j] = _mm512_add_epi64(
                 acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(wv[j], xv)));
         }
       }

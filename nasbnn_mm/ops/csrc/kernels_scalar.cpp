@@ -16,18 +16,15 @@ constexpr const char* kPathName = "scalar";
 struct Isa {
   static constexpr int kTile = 4;
   static constexpr int kBlocks = 1;
-  static constexpr bool kBiased = false;  // counts: init + popcounts
 
   template <int P, int B>
   static inline void tile(const uint64_t* x, int64_t base,
                           int64_t pixel_stride, const Tap* taps,
                           int num_taps, const uint64_t* w, int64_t,
-                          int64_t words, int32_t (*counts)[kLanes * B],
-                          int64_t init) {
+                          int64_t words, int32_t (*counts)[kLanes * B]) {
     static_assert(B == 1, "one weight block per tile");
     for (int i = 0; i < P; ++i)
-      for (int l = 0; l < kLanes; ++l)
-        counts[i][l] = static_cast<int32_t>(init);
+      for (int l = 0; l < kLanes; ++l) counts[i][l] = 0;
     for (int t = 0; t < num_taps; ++t) {
       const uint64_t* xt = x + base + taps[t].x;
       const uint64_t* wt = w + taps[t].w;
