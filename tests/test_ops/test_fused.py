@@ -81,9 +81,9 @@ def test_extreme_scales_bitwise(path, cin):
     zeros and infinities included) equal the reference's."""
     gen = torch.Generator().manual_seed(cin)
     args = conv_case(gen, cin, 32, 1, 3, 1, 6, 32, False)
-    scale = torch.tensor([3e38, -3e38, 0., -0., 1e-40, -1e-40, -2.5, 1.7e38] *
-                         2 + [0., -0., 1e-40, -1e-40, -2.5, 1e-3, 7., -1e-38] *
-                         2)
+    near_max = [3e38, -3e38, 0., -0., 1e-40, -1e-40, -2.5, 1.7e38]
+    small = [0., -0., 1e-40, -1e-40, -2.5, 1e-3, 7., -1e-38]
+    scale = torch.tensor(near_max * 2 + small * 2)
     args.update(scale=scale, bias=None, residual=None, act=None)
     out, packed = fused.binary_conv2d_pack(**args, pack_groups=1)
     ref_out, ref_packed = fused.binary_conv2d_pack_ref(**args, pack_groups=1)
