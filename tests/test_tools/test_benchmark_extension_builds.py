@@ -24,7 +24,7 @@ def test_same_build_twice_reports_paired_ratios(tool, tmp_path):
     ]) == 0
     report = json.loads(out.read_text())
     (row, ) = report['rows']
-    assert row['preset'] == 'A'
+    assert row['preset'] == 'A' and row['outputs_equal'] is True
     ratio = row['first_over_second']
     assert 0 < ratio['min'] <= ratio['median'] <= ratio['max']
     assert row['first_ms']['median'] > 0 and row['second_ms']['median'] > 0
@@ -51,16 +51,38 @@ def test_builds_take_turns_in_alternating_order(tool):
     assert binary_conv._ext is before
 
 
-def test_bad_builds_get_one_clear_line(tool, tmp_path, capsys):
+def test_differing_builds_are_flagged(tool):
+    """A build that computes something else is reported as such."""
+    ext = binary_conv.load_ext()
+
+    class Model:
+
+        def logits(self, x):
+            return x + (binary_conv._ext is ext)
+
+    x = torch.zeros(2)
+    assert tool.same_outputs(Model(), [ext, ext], x)
+    assert not tool.same_outputs(Model(), [ext, object()], x)
+    assert binary_conv._ext is ext
+
+
+def test_bad_inputs_get_one_clear_line(tool, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         tool.main([str(tmp_path / 'missing.so'), str(tmp_path / 'x.so')])
     assert exit_info.value.code == 2
     assert 'missing.so: no such file' in capsys.readouterr().err
     fake = tmp_path / 'fake.so'
     fake.write_text('not a shared object')
-    with pytest.raises(SystemExit, match='fake.so: cannot be loaded as'):
-        tool.load_build(str(fake))
-    with pytest.raises(SystemExit) as exit_info:
-        tool.main([str(fake), str(fake), '--rounds', '0'])
-    assert exit_info.value.code == 2
-    assert '--rounds 0: must be >= 1' in capsys.readouterr().err
+    assert tool.main([str(fake), str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('benchmark_extension_builds.py: error: ')
+    assert 'fake.so: cannot be loaded as nasbnn_mm._ext' in err
+    assert len(err.strip().splitlines()) == 1
+    ext = binary_conv.load_ext().__file__
+    assert tool.main([ext, ext, '--presets', 'Z', '--rounds', '1']) == 2
+    assert "arch 'Z'" in capsys.readouterr().err
+    for flag in ('--rounds', '--input-size'):
+        with pytest.raises(SystemExit) as exit_info:
+            tool.main([ext, ext, flag, '0'])
+        assert exit_info.value.code == 2
+        assert f'{flag} 0: must be >= 1' in capsys.readouterr().err

@@ -43,11 +43,19 @@ def test_repetitions_are_summarized(benchmark, tmp_path):
         assert 0 < sp['min'] <= sp['median'] <= sp['max']
 
 
-def test_bad_repeat_is_an_argument_error(benchmark, capsys):
+@pytest.mark.parametrize('flag', ['--repeat', '--input-size', '--batch'])
+def test_bad_counts_are_argument_errors(benchmark, capsys, flag):
     with pytest.raises(SystemExit) as exit_info:
-        benchmark(['--repeat', '0'])
+        benchmark([flag, '0'])
     assert exit_info.value.code == 2
-    assert '--repeat 0: must be >= 1' in capsys.readouterr().err
+    assert f'{flag} 0: must be >= 1' in capsys.readouterr().err
+
+
+def test_unknown_preset_is_one_line(benchmark, capsys):
+    assert benchmark(['--presets', 'Z']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("benchmark_packed_vs_fp.py: error: arch 'Z'")
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_presets_are_drawn_from_the_seed(benchmark):

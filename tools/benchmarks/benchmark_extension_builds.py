@@ -12,8 +12,10 @@ caches for the second. Give the same file twice for that A/A check.
 
 Each round runs, per preset and build, one untimed forward and ``--calls``
 timed ones (their minimum is the round's time). Reported per preset: each
-build's median over the rounds, and the median and quartiles of the
-per-round ratio first build / second build (> 1: the second is faster).
+build's median over the rounds, the median and quartiles of the per-round
+ratio first build / second build (> 1: the second is faster), and whether
+the two builds' logits are bitwise equal (a line warns when they are not:
+a faster build that computes something else is not a speed-up).
 
 Build the old version into its own directory first, e.g.::
 
@@ -37,6 +39,8 @@ from bench_utils import (cpu_info, load_average, packed_classifier, spread,
                          summarize)
 
 from nasbnn_mm.ops import binary_conv
+from nasbnn_mm.utils import UserError
+from nasbnn_mm.utils.errors import run_tool
 
 # What the packed forward calls; both builds must have them.
 REQUIRED = ('binary_block', 'quantized_stem', 'pack_activation',
@@ -54,9 +58,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='write the results as JSON here')
     args = parser.parse_args(argv)
-    for name in ('threads', 'rounds', 'calls'):
+    for name in ('threads', 'input_size', 'rounds', 'calls'):
         if getattr(args, name) < 1:
-            parser.error(f'--{name} {getattr(args, name)}: must be >= 1')
+            parser.error(f'--{name.replace("_", "-")} {getattr(args, name)}: '
+                         'must be >= 1')
     for path in args.builds:
         if not osp.isfile(path):
             parser.error(f'{path}: no such file (a built nasbnn_mm._ext)')
@@ -72,12 +77,27 @@ def load_build(path: str) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
     except ImportError as e:
-        raise SystemExit(f'{path}: cannot be loaded as nasbnn_mm._ext ({e})')
+        raise UserError(f'{path}: cannot be loaded as nasbnn_mm._ext ({e})')
     missing = [f for f in REQUIRED if not hasattr(module, f)]
     if missing:
-        raise SystemExit(f'{path}: not a nasbnn_mm._ext build (missing '
-                         f'{", ".join(missing)})')
+        raise UserError(f'{path}: not a nasbnn_mm._ext build (missing '
+                        f'{", ".join(missing)})')
     return module
+
+
+@torch.no_grad()
+def same_outputs(model: torch.nn.Module, builds: List[ModuleType],
+                 x: torch.Tensor) -> bool:
+    """Whether ``model``'s logits are bitwise equal on both builds."""
+    previous = binary_conv._ext
+    try:
+        outs = []
+        for build in builds:
+            binary_conv._ext = build
+            outs.append(model.logits(x))
+    finally:
+        binary_conv._ext = previous
+    return torch.equal(outs[0], outs[1])
 
 
 def time_builds(models: Dict[str, torch.nn.Module], builds: List[ModuleType],
@@ -108,7 +128,13 @@ def time_builds(models: Dict[str, torch.nn.Module], builds: List[ModuleType],
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Exit status: 0, or 2 after a user error (an unloadable build, an
+    unknown preset), printed as one line."""
     args = parse_args(argv)
+    return run_tool('benchmark_extension_builds.py', lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     builds = [load_build(path) for path in args.builds]
     models = {
@@ -117,6 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(1, 3, args.input_size, args.input_size, generator=gen)
+    equal = {name: same_outputs(m, builds, x) for name, m in models.items()}
     load_before = load_average()
     times = time_builds(models, builds, x, args.rounds, args.calls)
     load_after = load_average()
@@ -125,6 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.append(
             dict(
                 preset=name,
+                outputs_equal=equal[name],
                 first_ms=summarize(first),
                 second_ms=summarize(second),
                 first_over_second=spread(
@@ -139,6 +167,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{r["preset"]:<8}{r["first_ms"]["median"]:>10.3f}'
               f'{r["second_ms"]["median"]:>11.3f}{ratio["median"]:>14.3f} '
               f'({ratio["q1"]:.3f}-{ratio["q3"]:.3f})')
+        if not r['outputs_equal']:
+            print(f'WARNING: preset {r["preset"]}: the two builds\' logits '
+                  'differ (not the same computation)')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(

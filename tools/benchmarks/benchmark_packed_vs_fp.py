@@ -37,6 +37,8 @@ import torchvision
 from bench_utils import (cpu_info, load_average, packed_classifier, spread,
                          summarize, time_round_robin)
 
+from nasbnn_mm.utils.errors import run_tool
+
 # torchvision constructors of the fp32 reference arms.
 FP_ARMS = {
     'MobileNetV3-Large': torchvision.models.mobilenet_v3_large,
@@ -72,9 +74,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f'--repeat {args.repeat}: must be >= 1')
     if args.runs < 10:
         parser.error(f'--runs {args.runs}: use >= 10 for a stable median')
-    for t in args.threads:
-        if t < 1:
-            parser.error(f'--threads {t}: must be >= 1')
+    for name, values in (('threads', args.threads), ('batch', args.batch),
+                         ('input-size', [args.input_size])):
+        for v in values:
+            if v < 1:
+                parser.error(f'--{name} {v}: must be >= 1')
     if args.clock == 'cpu' and args.threads != [1]:
         parser.error('--clock cpu measures single-threaded runs only '
                      '(--threads 1)')
@@ -204,7 +208,13 @@ def median_range(s: Dict[str, float], width: int = 0) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Exit status: 0, or 2 after a user error (e.g. an unknown preset),
+    printed as one line."""
     args = parse_args(argv)
+    return run_tool('benchmark_packed_vs_fp.py', lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
     info = cpu_info()
     print(json.dumps(info))
     models = build_models(args)
