@@ -1,6 +1,8 @@
 """tools/benchmarks/benchmark_extension_builds.py: two builds of the kernels
-timed in one process, their order alternated."""
+timed in worker processes of their own, their order alternated."""
 import json
+import os.path as osp
+import shutil
 
 import pytest
 import torch
@@ -14,56 +16,72 @@ def tool(benchmarks_on_path):
     return load_tool('benchmarks', 'benchmark_extension_builds.py')
 
 
-def test_same_build_twice_reports_paired_ratios(tool, tmp_path):
-    ext = binary_conv.load_ext()
-    out = tmp_path / 'report.json'
-    assert tool.main([
-        ext.__file__, ext.__file__, '--presets', 'A', '--input-size', '32',
+def run_small(tool, builds, out, *extra):
+    return tool.main([
+        *map(str, builds), '--presets', 'A', '--input-size', '32',
         '--rounds', '2', '--calls', '1', '--out',
-        str(out)
-    ]) == 0
+        str(out), *extra
+    ])
+
+
+def test_each_build_runs_its_own_code(tool, tmp_path):
+    """The second build is a copy of the first at another path: each
+    worker maps its own file and no other (one process holding both
+    timed the first build twice), and their logits are the same bits."""
+    ext = binary_conv.load_ext().__file__
+    copy = tmp_path / 'copy' / 'nasbnn_mm' / osp.basename(ext)
+    copy.parent.mkdir(parents=True)
+    shutil.copy(ext, copy)
+    out = tmp_path / 'report.json'
+    assert run_small(tool, [ext, copy], out) == 0
     report = json.loads(out.read_text())
+    first, second = report['workers']
+    assert first['mapped'] == [ext] and first['file'] == ext
+    assert second['mapped'] == [str(copy)] and second['file'] == str(copy)
     (row, ) = report['rows']
     assert row['preset'] == 'A' and row['outputs_equal'] is True
     ratio = row['first_over_second']
     assert 0 < ratio['min'] <= ratio['median'] <= ratio['max']
     assert row['first_ms']['median'] > 0 and row['second_ms']['median'] > 0
-    assert binary_conv.load_ext() is ext  # the extension is put back
 
 
 def test_builds_take_turns_in_alternating_order(tool):
-    """Round 0 times the first build first, round 1 the second first; each
-    build is the extension of every call made while it is timed."""
+    """Round 0 times the first build first, round 1 the second first."""
     seen = []
 
-    class Model:
+    class Worker:
 
-        def logits(self, x):
-            seen.append(binary_conv._ext)
+        def __init__(self, name):
+            self.name = name
 
-    first, second = object(), object()
-    before = binary_conv._ext
-    times = tool.time_builds({'m': Model()}, [first, second], torch.zeros(1),
-                             2, 2)
-    # per turn: one untimed call, then two timed ones
-    assert seen == [first] * 3 + [second] * 3 + [second] * 3 + [first] * 3
-    assert [len(t) for t in times['m']] == [2, 2]
-    assert binary_conv._ext is before
+        def round(self, preset):
+            seen.append((self.name, preset))
+            return 1.0
+
+    times = tool.time_builds([Worker('a'), Worker('b')], ['A', 'B'], 2)
+    assert seen == [('a', 'A'), ('b', 'A'), ('a', 'B'), ('b', 'B'),
+                    ('b', 'A'), ('a', 'A'), ('b', 'B'), ('a', 'B')]
+    assert times == {'A': [[1.0, 1.0]] * 2, 'B': [[1.0, 1.0]] * 2}
 
 
 def test_differing_builds_are_flagged(tool):
-    """A build that computes something else is reported as such."""
-    ext = binary_conv.load_ext()
+    """Outputs compare bit for bit: -0.0 is not 0.0."""
+    zero, negative_zero = torch.zeros(3), -torch.zeros(3)
+    assert tool.digest(zero) == tool.digest(torch.zeros(3))
+    assert tool.digest(zero) != tool.digest(negative_zero)
+    times = {'A': [[2.0, 4.0], [1.0, 2.0]]}
+    same = dict(digests=dict(A=tool.digest(zero)))
+    other = dict(digests=dict(A=tool.digest(negative_zero)))
+    (row, ) = tool.report_rows(times, [same, same])
+    assert row['outputs_equal'] and row['first_over_second']['median'] == 2
+    (row, ) = tool.report_rows(times, [same, other])
+    assert not row['outputs_equal']
 
-    class Model:
 
-        def logits(self, x):
-            return x + (binary_conv._ext is ext)
-
-    x = torch.zeros(2)
-    assert tool.same_outputs(Model(), [ext, ext], x)
-    assert not tool.same_outputs(Model(), [ext, object()], x)
-    assert binary_conv._ext is ext
+def test_a_process_holds_one_build(tool, monkeypatch):
+    monkeypatch.setattr(binary_conv, '_ext', binary_conv.load_ext())
+    with pytest.raises(RuntimeError, match='a process can hold one build'):
+        tool.load_build(binary_conv._ext.__file__)
 
 
 def test_bad_inputs_get_one_clear_line(tool, tmp_path, capsys):

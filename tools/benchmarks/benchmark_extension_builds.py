@@ -1,14 +1,15 @@
 """Two builds of the kernels (``nasbnn_mm._ext``) timed side by side.
 
-Both shared objects are loaded into one process and take turns as the
-extension every kernel call uses, on the same packed NAS-BNN models
-(untrained presets with their FP classifier, :meth:`PackedNASBNN.logits`),
-so a code change is measured paired, round by round, without a second
-process or machine state between the arms. The order of the two builds is
-swapped every round (ABBA...): in a fixed order the build timed second ran
-~2 % faster on this project's 2-core VM whatever it was (the same build in
-both arms measured 1.022), because the first call of a round warms the
-caches for the second. Give the same file twice for that A/A check.
+Each build runs in a worker process of its own (one Python process can
+hold one ``nasbnn_mm._ext``: CPython hands back the module it already
+loaded under that name whatever the file, so two builds in one process
+time the first build twice). The workers build the same packed NAS-BNN
+models (untrained presets with their FP classifier,
+:meth:`PackedNASBNN.logits`) and wait; the parent asks them for one round
+at a time, so only one of them runs at any moment, and swaps their order
+every round (ABBA...): in a fixed order the build timed second gains from
+the caches the first one warmed. Give the same file twice for the A/A
+check.
 
 Each round runs, per preset and build, one untimed forward and ``--calls``
 timed ones (their minimum is the round's time). Reported per preset: each
@@ -19,16 +20,18 @@ a faster build that computes something else is not a speed-up).
 
 Build the old version into its own directory first, e.g.::
 
-    git worktree add /tmp/old <commit> && cd /tmp/old && \\
-        python setup.py build_ext --inplace
+    mkdir /tmp/old && git archive <commit> | tar -x -C /tmp/old && \\
+        cd /tmp/old && python setup.py build_ext --inplace
     python tools/benchmarks/benchmark_extension_builds.py \\
         /tmp/old/nasbnn_mm/_ext*.so nasbnn_mm/_ext*.so --presets A B
 """
 import argparse
+import hashlib
 import importlib.machinery
 import importlib.util
 import json
 import os.path as osp
+import subprocess
 import sys
 import time
 from types import ModuleType
@@ -45,6 +48,7 @@ from nasbnn_mm.utils.errors import run_tool
 # What the packed forward calls; both builds must have them.
 REQUIRED = ('binary_block', 'quantized_stem', 'pack_activation',
             'block_weight', 'kernel_path')
+EXT_NAME = 'nasbnn_mm._ext'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -69,10 +73,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_build(path: str) -> ModuleType:
-    """Load the extension at ``path`` as a module of its own."""
-    loader = importlib.machinery.ExtensionFileLoader('nasbnn_mm._ext', path)
+    """Load the extension at ``path`` as ``nasbnn_mm._ext`` of this process
+    and make it the one every kernel call uses. Only once per process."""
+    if EXT_NAME in sys.modules or binary_conv._ext is not None:
+        raise RuntimeError(f'{EXT_NAME} is loaded already; a process can '
+                           f'hold one build')
+    loader = importlib.machinery.ExtensionFileLoader(EXT_NAME, path)
     spec = importlib.util.spec_from_file_location(
-        'nasbnn_mm._ext', path, loader=loader)
+        EXT_NAME, path, loader=loader)
     try:
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
@@ -82,81 +90,178 @@ def load_build(path: str) -> ModuleType:
     if missing:
         raise UserError(f'{path}: not a nasbnn_mm._ext build (missing '
                         f'{", ".join(missing)})')
+    sys.modules[EXT_NAME] = module
+    binary_conv._ext = module
     return module
 
 
-@torch.no_grad()
-def same_outputs(model: torch.nn.Module, builds: List[ModuleType],
-                 x: torch.Tensor) -> bool:
-    """Whether ``model``'s logits are bitwise equal on both builds."""
-    previous = binary_conv._ext
-    try:
-        outs = []
-        for build in builds:
-            binary_conv._ext = build
-            outs.append(model.logits(x))
-    finally:
-        binary_conv._ext = previous
-    return torch.equal(outs[0], outs[1])
+def mapped_builds() -> List[str]:
+    """The ``_ext`` shared objects mapped into this process (Linux)."""
+    with open('/proc/self/maps') as f:
+        paths = {line.split()[-1] for line in f if '_ext' in line}
+    return sorted(p for p in paths if p.endswith('.so'))
 
 
-def time_builds(models: Dict[str, torch.nn.Module], builds: List[ModuleType],
-                x: torch.Tensor, rounds: int,
-                calls: int) -> Dict[str, List[List[float]]]:
-    """Per preset, per build, the seconds of every round (the minimum of
-    its ``calls`` timed forwards), the builds' order swapped every round.
-    """
-    times = {name: [[], []] for name in models}
-    previous = binary_conv._ext
+def digest(tensor: torch.Tensor) -> str:
+    """A hash of ``tensor``'s bytes (bitwise equality of outputs)."""
+    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
+
+
+def best_of(forward, x: torch.Tensor, calls: int) -> float:
+    """One untimed call of ``forward``, then the fastest of ``calls``."""
+    forward(x)
+    best = float('inf')
+    for _ in range(calls):
+        start = time.perf_counter()
+        forward(x)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    """A worker: load one build, build the models, then answer one JSON
+    line per line of stdin (a preset: the seconds of one round of it)."""
+    reply = sys.stdout
+    sys.stdout = sys.stderr  # nothing else may write to the replies
     try:
-        with torch.inference_mode():
-            for r in range(rounds):
-                order = (0, 1) if r % 2 == 0 else (1, 0)
-                for name, model in models.items():
-                    for b in order:
-                        binary_conv._ext = builds[b]
-                        model.logits(x)
-                        best = float('inf')
-                        for _ in range(calls):
-                            start = time.perf_counter()
-                            model.logits(x)
-                            best = min(best, time.perf_counter() - start)
-                        times[name][b].append(best)
-    finally:
-        binary_conv._ext = previous
+        module = load_build(args.worker)
+    except UserError as e:
+        print(json.dumps(dict(error=str(e))), file=reply, flush=True)
+        return 2
+    torch.set_num_threads(args.threads)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(1, 3, args.input_size, args.input_size, generator=gen)
+    try:
+        models = {
+            p: packed_classifier(p, size=args.input_size, seed=args.seed)
+            for p in args.presets
+        }
+    except UserError as e:
+        print(json.dumps(dict(error=str(e))), file=reply, flush=True)
+        return 2
+    with torch.inference_mode():
+        digests = {p: digest(m.logits(x)) for p, m in models.items()}
+        print(
+            json.dumps(
+                dict(
+                    file=module.__file__,
+                    mapped=mapped_builds(),
+                    kernel_path=module.kernel_path(),
+                    digests=digests)),
+            file=reply,
+            flush=True)
+        for line in sys.stdin:
+            preset = line.strip()
+            seconds = best_of(models[preset].logits, x, args.calls)
+            print(json.dumps(dict(seconds=seconds)), file=reply, flush=True)
+    return 0
+
+
+class Worker:
+    """The parent's handle on one worker process."""
+
+    def __init__(self, build: str, args: argparse.Namespace) -> None:
+        command = [
+            sys.executable,
+            osp.abspath(__file__), '--worker',
+            osp.abspath(build), '--presets',
+            *args.presets, '--threads',
+            str(args.threads), '--input-size',
+            str(args.input_size), '--calls',
+            str(args.calls), '--seed',
+            str(args.seed)
+        ]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True)
+        self.info = self._reply(build)
+
+    def _reply(self, build: str) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            raise RuntimeError(f'the worker of {build} exited with status '
+                               f'{self.process.returncode} (see above)')
+        reply = json.loads(line)
+        if 'error' in reply:
+            self.process.wait()
+            raise UserError(reply['error'])
+        return reply
+
+    def round(self, preset: str) -> float:
+        self.process.stdin.write(preset + '\n')
+        self.process.stdin.flush()
+        return self._reply(preset)['seconds']
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait()
+
+
+def time_builds(workers: List, presets: List[str],
+                rounds: int) -> Dict[str, List[List[float]]]:
+    """Per preset, per build, the seconds of every round, the builds'
+    order swapped every round (anything with ``round(preset)`` works as a
+    worker)."""
+    times = {name: [[], []] for name in presets}
+    for r in range(rounds):
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for name in presets:
+            for b in order:
+                times[name][b].append(workers[b].round(name))
     return times
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Exit status: 0, or 2 after a user error (an unloadable build, an
-    unknown preset), printed as one line."""
-    args = parse_args(argv)
-    return run_tool('benchmark_extension_builds.py', lambda: run(args))
-
-
-def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
-    builds = [load_build(path) for path in args.builds]
-    models = {
-        p: packed_classifier(p, size=args.input_size, seed=args.seed)
-        for p in args.presets
-    }
-    gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(1, 3, args.input_size, args.input_size, generator=gen)
-    equal = {name: same_outputs(m, builds, x) for name, m in models.items()}
-    load_before = load_average()
-    times = time_builds(models, builds, x, args.rounds, args.calls)
-    load_after = load_average()
+def report_rows(times: Dict[str, List[List[float]]],
+                infos: List[dict]) -> List[dict]:
+    """One row per preset: each build's times, the per-round ratio first /
+    second and whether the workers' logits were bitwise equal."""
     rows = []
     for name, (first, second) in times.items():
         rows.append(
             dict(
                 preset=name,
-                outputs_equal=equal[name],
+                outputs_equal=(infos[0]['digests'][name] == infos[1]
+                               ['digests'][name]),
                 first_ms=summarize(first),
                 second_ms=summarize(second),
                 first_over_second=spread(
                     [a / b for a, b in zip(first, second)])))
+    return rows
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Exit status: 0, or 2 after a user error (an unloadable build, an
+    unknown preset), printed as one line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['--worker']:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--worker')
+        for name in ('presets', ):
+            parser.add_argument(f'--{name}', nargs='+')
+        for name in ('threads', 'input-size', 'calls', 'seed'):
+            parser.add_argument(f'--{name}', type=int)
+        return worker_main(parser.parse_args(argv))
+    args = parse_args(argv)
+    return run_tool('benchmark_extension_builds.py', lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    workers = []
+    try:
+        for build in args.builds:
+            workers.append(Worker(build, args))
+        load_before = load_average()
+        times = time_builds(workers, args.presets, args.rounds)
+        load_after = load_average()
+    finally:
+        for w in workers:
+            w.close()
+    infos = [w.info for w in workers]
+    rows = report_rows(times, infos)
     print(f'## {args.builds[0]} (first) vs {args.builds[1]} (second), '
           f'{args.threads} thread(s), {args.rounds} rounds, load average '
           f'{load_before} -> {load_after}')
@@ -175,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
             json.dump(
                 dict(
                     builds=args.builds,
+                    workers=infos,
                     machine=cpu_info(),
                     threads=args.threads,
                     rounds=args.rounds,
