@@ -19,6 +19,12 @@
 
 #include <cstdint>
 
+// The tile, the epilogue and run_tile are always inlined into the pixel
+// loops: left to the compiler, the epilogue was a call per tile whose
+// setup and the counts' round trip through memory cost 10-17 % of a
+// packed NAS-BNN forward (docs/benchmarks_packed.md).
+#define NASBNN_INLINE __attribute__((always_inline)) static inline
+
 namespace nasbnn {
 
 // Output channels per weight block: one AVX-512 vector of uint64.

@@ -22,7 +22,7 @@ struct Isa {
   static constexpr int kBlocks = 2;
 
   template <int P, int B>
-  NASBNN_TARGET static inline void tile(const uint64_t* x, int64_t base,
+  NASBNN_TARGET NASBNN_INLINE void tile(const uint64_t* x, int64_t base,
                                         int64_t pixel_stride,
                                         const Tap* taps, int num_taps,
                                         const uint64_t* w,
@@ -71,7 +71,7 @@ struct Isa {
 #include "epilogue_avx512.inc"
 
   template <int P, int B>
-  NASBNN_TARGET static inline void epilogue(
+  NASBNN_TARGET NASBNN_INLINE void epilogue(
       const ConvArgs& a, int64_t pixel, const float* res, int64_t res_step,
       const EpilogueSetup& s, const int32_t (*counts)[kLanes * B],
       int64_t num_taps) {
