@@ -14,7 +14,8 @@
 namespace nasbnn {
 namespace avx512_path {
 
-#define NASBNN_TARGET __attribute__((target("avx512f,avx512vpopcntdq")))
+#define NASBNN_TARGET \
+  __attribute__((target("avx512f,avx512vpopcntdq,prfchw")))
 constexpr const char* kPathName = "avx512";
 
 struct Isa {
