@@ -8,8 +8,9 @@ models (untrained presets with their FP classifier,
 :meth:`PackedNASBNN.logits`) and wait; the parent asks them for one round
 at a time, so only one of them runs at any moment, and swaps their order
 every round (ABBA...): in a fixed order the build timed second gains from
-the caches the first one warmed. Give the same file twice for the A/A
-check.
+the caches the first one warmed. Half of the rounds run with the workers
+started the other way round (the worker started second ran ~1 % faster
+here whatever its build). Give the same file twice for the A/A check.
 
 Each round runs, per preset and build, one untimed forward and ``--calls``
 timed ones (their minimum is the round's time). Reported per preset: each
@@ -249,18 +250,38 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_tool('benchmark_extension_builds.py', lambda: run(args))
 
 
+def time_in_both_spawn_orders(args: argparse.Namespace) -> tuple:
+    """:func:`time_builds` for half of the rounds with the workers started
+    in the order of ``args.builds``, then with new workers started the
+    other way round (on this 2-core VM the worker started second ran ~1 %
+    faster, whatever its build). Returns the times and the first pair's
+    worker infos."""
+    times = {name: [[], []] for name in args.presets}
+    infos = None
+    for half, order in enumerate(((0, 1), (1, 0))):
+        rounds = (args.rounds + 1 - half) // 2
+        if rounds == 0:
+            continue
+        workers = {}
+        try:
+            for b in order:
+                workers[b] = Worker(args.builds[b], args)
+            part = time_builds([workers[0], workers[1]], args.presets,
+                               rounds)
+        finally:
+            for w in workers.values():
+                w.close()
+        infos = infos or [workers[0].info, workers[1].info]
+        for name in args.presets:
+            for b in (0, 1):
+                times[name][b] += part[name][b]
+    return times, infos
+
+
 def run(args: argparse.Namespace) -> int:
-    workers = []
-    try:
-        for build in args.builds:
-            workers.append(Worker(build, args))
-        load_before = load_average()
-        times = time_builds(workers, args.presets, args.rounds)
-        load_after = load_average()
-    finally:
-        for w in workers:
-            w.close()
-    infos = [w.info for w in workers]
+    load_before = load_average()
+    times, infos = time_in_both_spawn_orders(args)
+    load_after = load_average()
     rows = report_rows(times, infos)
     print(f'## {args.builds[0]} (first) vs {args.builds[1]} (second), '
           f'{args.threads} thread(s), {args.rounds} rounds, load average '
