@@ -18,8 +18,8 @@ def tool(benchmarks_on_path):
 
 def run_small(tool, builds, out, *extra):
     return tool.main([
-        *map(str, builds), '--presets', 'A', '--input-size', '32',
-        '--rounds', '2', '--calls', '1', '--out',
+        *map(str, builds), '--presets', 'A', '--input-size', '32', '--rounds',
+        '2', '--calls', '1', '--out',
         str(out), *extra
     ])
 
@@ -59,8 +59,8 @@ def test_builds_take_turns_in_alternating_order(tool):
             return 1.0
 
     times = tool.time_builds([Worker('a'), Worker('b')], ['A', 'B'], 2)
-    assert seen == [('a', 'A'), ('b', 'A'), ('a', 'B'), ('b', 'B'),
-                    ('b', 'A'), ('a', 'A'), ('b', 'B'), ('a', 'B')]
+    assert seen == [('a', 'A'), ('b', 'A'), ('a', 'B'), ('b', 'B'), ('b', 'A'),
+                    ('a', 'A'), ('b', 'B'), ('a', 'B')]
     assert times == {'A': [[1.0, 1.0]] * 2, 'B': [[1.0, 1.0]] * 2}
 
 

@@ -165,18 +165,14 @@ class Worker:
         command = [
             sys.executable,
             osp.abspath(__file__), '--worker',
-            osp.abspath(build), '--presets',
-            *args.presets, '--threads',
+            osp.abspath(build), '--presets', *args.presets, '--threads',
             str(args.threads), '--input-size',
             str(args.input_size), '--calls',
             str(args.calls), '--seed',
             str(args.seed)
         ]
         self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True)
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.info = self._reply(build)
 
     def _reply(self, build: str) -> dict:
@@ -225,8 +221,8 @@ def report_rows(times: Dict[str, List[List[float]]],
         rows.append(
             dict(
                 preset=name,
-                outputs_equal=(infos[0]['digests'][name] == infos[1]
-                               ['digests'][name]),
+                outputs_equal=(
+                    infos[0]['digests'][name] == infos[1]['digests'][name]),
                 first_ms=summarize(first),
                 second_ms=summarize(second),
                 first_over_second=spread(
@@ -266,8 +262,7 @@ def time_in_both_spawn_orders(args: argparse.Namespace) -> tuple:
         try:
             for b in order:
                 workers[b] = Worker(args.builds[b], args)
-            part = time_builds([workers[0], workers[1]], args.presets,
-                               rounds)
+            part = time_builds([workers[0], workers[1]], args.presets, rounds)
         finally:
             for w in workers.values():
                 w.close()
