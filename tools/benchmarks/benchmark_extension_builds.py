@@ -124,15 +124,9 @@ def worker_main(args: argparse.Namespace) -> int:
     line per line of stdin (a preset: the seconds of one round of it)."""
     reply = sys.stdout
     sys.stdout = sys.stderr  # nothing else may write to the replies
+    torch.set_num_threads(args.threads)
     try:
         module = load_build(args.worker)
-    except UserError as e:
-        print(json.dumps(dict(error=str(e))), file=reply, flush=True)
-        return 2
-    torch.set_num_threads(args.threads)
-    gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(1, 3, args.input_size, args.input_size, generator=gen)
-    try:
         models = {
             p: packed_classifier(p, size=args.input_size, seed=args.seed)
             for p in args.presets
@@ -140,6 +134,8 @@ def worker_main(args: argparse.Namespace) -> int:
     except UserError as e:
         print(json.dumps(dict(error=str(e))), file=reply, flush=True)
         return 2
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(1, 3, args.input_size, args.input_size, generator=gen)
     with torch.inference_mode():
         digests = {p: digest(m.logits(x)) for p, m in models.items()}
         print(
@@ -171,16 +167,18 @@ class Worker:
             str(args.calls), '--seed',
             str(args.seed)
         ]
+        self.build = build
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = self._reply(build)
+        self.info = self._reply()
 
-    def _reply(self, build: str) -> dict:
+    def _reply(self) -> dict:
         line = self.process.stdout.readline()
         if not line:
             self.process.wait()
-            raise RuntimeError(f'the worker of {build} exited with status '
-                               f'{self.process.returncode} (see above)')
+            raise RuntimeError(f'the worker of {self.build} exited with '
+                               f'status {self.process.returncode} (see '
+                               'above)')
         reply = json.loads(line)
         if 'error' in reply:
             self.process.wait()
@@ -190,7 +188,7 @@ class Worker:
     def round(self, preset: str) -> float:
         self.process.stdin.write(preset + '\n')
         self.process.stdin.flush()
-        return self._reply(preset)['seconds']
+        return self._reply()['seconds']
 
     def close(self) -> None:
         if self.process.stdin:
