@@ -97,10 +97,12 @@ def load_build(path: str) -> ModuleType:
 
 
 def mapped_builds() -> List[str]:
-    """The ``_ext`` shared objects mapped into this process (Linux)."""
+    """The ``_ext*.so`` shared objects mapped into this process (Linux)."""
     with open('/proc/self/maps') as f:
-        paths = {line.split()[-1] for line in f if '_ext' in line}
-    return sorted(p for p in paths if p.endswith('.so'))
+        paths = {line.split()[-1] for line in f}
+    return sorted(
+        p for p in paths
+        if osp.basename(p).startswith('_ext') and p.endswith('.so'))
 
 
 def digest(tensor: torch.Tensor) -> str:
@@ -235,8 +237,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ['--worker']:
         parser = argparse.ArgumentParser()
         parser.add_argument('--worker')
-        for name in ('presets', ):
-            parser.add_argument(f'--{name}', nargs='+')
+        parser.add_argument('--presets', nargs='+')
         for name in ('threads', 'input-size', 'calls', 'seed'):
             parser.add_argument(f'--{name}', type=int)
         return worker_main(parser.parse_args(argv))
