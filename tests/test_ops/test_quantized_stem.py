@@ -52,6 +52,26 @@ def test_quantized_stem_bitwise(path, case, quantize):
     assert torch.equal(packed, ref_packed)
 
 
+def test_quantized_stem_nan_and_unsigned_codes(path):
+    """Inputs the 8-bit path (VNNI, codes in [-128, 127]) cannot hold
+    take the float path, still bit for bit: a NaN input (NaN outputs where
+    its taps reach) and codes in [0, 255]."""
+    gen = torch.Generator().manual_seed(3)
+    x, params, pack_bias = stem_case(gen, 1, 3, 24, 3, 2, 20, 19)
+    x[0, 1, 7, 5] = float('nan')
+    out, packed = quantized_stem(x, params, 1, pack_bias)
+    ref, ref_packed = quantized_stem_ref(x, params, 1, pack_bias)
+    assert out.isnan().any()
+    assert torch.equal(out.view(torch.int32), ref.view(torch.int32))
+    assert torch.equal(packed, ref_packed)
+    unsigned = params._replace(
+        q_min=0, q_max=255, weight_codes=params.weight_codes.abs())
+    out, packed = quantized_stem(x.nan_to_num(), unsigned, 1, pack_bias)
+    ref, ref_packed = quantized_stem_ref(x.nan_to_num(), unsigned, 1,
+                                         pack_bias)
+    assert torch.equal(out, ref) and torch.equal(packed, ref_packed)
+
+
 def test_quantized_stem_codes_are_exact():
     """The codes' convolution is exact: doubling every code's weight
     doubles the sums exactly (scale 1, shift 0, identity RPReLU)."""

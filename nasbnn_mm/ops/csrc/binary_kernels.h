@@ -121,6 +121,15 @@ struct StemArgs {
   // == 1 or pack.channels_g a multiple of 16); else pack_pixels per row.
   bool pack_fused;
   const float* pack_bias_padded;  // (out_padded), 0 past C_out
+  // The 8-bit path (stem_rows_u8; codes in [-128, 127], C_in <= 4): the
+  // codes + 128 as the bytes of one uint32 per pixel of (N, H + 2p,
+  // W + 2p), 128 on the border (code 0); the weight codes (K, K,
+  // out_padded, 4) int8, 0 past C_in and C_out; and 128 * each channel's
+  // sum of weight codes (out_padded), which the sums of biased codes
+  // exceed the true sums by.
+  uint32_t* codes_u8;
+  const int8_t* w_s8;
+  const int32_t* w_offset;
 };
 
 // One instruction set: convolution over output rows [begin, end) of
@@ -137,6 +146,12 @@ struct Kernels {
   // [begin, end) of N * OH (and their packed signs).
   void (*stem_quantize)(const StemArgs&, int64_t, int64_t);
   void (*stem_rows)(const StemArgs&, int64_t, int64_t);
+  // The 8-bit path (see StemArgs::codes_u8), null where the instruction
+  // set has none: biased codes of input rows [begin, end) of N * H
+  // (false if an input is NaN, whose code the path cannot hold), and
+  // output rows [begin, end) of N * OH from them.
+  bool (*stem_quantize_u8)(const StemArgs&, int64_t, int64_t);
+  void (*stem_rows_u8)(const StemArgs&, int64_t, int64_t);
 };
 
 const Kernels& scalar_kernels();

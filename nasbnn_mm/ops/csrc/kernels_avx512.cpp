@@ -99,7 +99,9 @@ struct Isa {
 };
 
 #define NASBNN_STEM_FMA
+#define NASBNN_STEM_VNNI
 #include "conv_driver.inc"
+#undef NASBNN_STEM_VNNI
 #undef NASBNN_STEM_FMA
 
 #undef NASBNN_TARGET

@@ -4,6 +4,7 @@
 // in channels_last memory, and the first block's packed signs.
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -22,6 +23,42 @@ std::vector<float> padded_vector(const OptTensor& v, int64_t channels,
   if (const float* data = channel_vector(v, channels, name))
     std::copy(data, data + channels, out.begin());
   return out;
+}
+
+// The 8-bit path (StemArgs::codes_u8) on `args`; false, with nothing
+// written to the outputs, if an input is NaN (the float path keeps it).
+bool run_stem_u8(const Kernels& kern, StemArgs& args, const Tensor& w_t,
+                 const at::TensorOptions& options) {
+  const int64_t k = args.kernel, cin = args.in_channels, op = args.out_padded;
+  const int64_t hp = args.height + 2 * args.padding,
+                wp = args.width + 2 * args.padding;
+  // Weights as (K, K, out_padded, 4) bytes and each channel's offset.
+  std::vector<int8_t> w_s8(k * k * op * 4, 0);
+  std::vector<int32_t> offset(op, 0);
+  const float* w = w_t.data_ptr<float>();  // (C_in, K, K, out_padded)
+  for (int64_t ci = 0; ci < cin; ++ci)
+    for (int64_t t = 0; t < k * k; ++t)
+      for (int64_t c = 0; c < op; ++c) {
+        const int32_t code = static_cast<int32_t>(w[(ci * k * k + t) * op + c]);
+        w_s8[(t * op + c) * 4 + ci] = static_cast<int8_t>(code);
+        offset[c] += 128 * code;
+      }
+  // Every byte 128: the border's code 0 (and the unused channels').
+  const Tensor codes = at::full({args.batch, hp, wp},
+                                static_cast<int32_t>(0x80808080u),
+                                options.dtype(at::kInt));
+  args.codes_u8 = reinterpret_cast<uint32_t*>(codes.data_ptr<int32_t>());
+  args.w_s8 = w_s8.data();
+  args.w_offset = offset.data();
+  std::atomic<bool> finite{true};
+  at::parallel_for(0, args.batch * args.height, 16, [&](int64_t b, int64_t e) {
+    if (!kern.stem_quantize_u8(args, b, e)) finite = false;
+  });
+  if (!finite) return false;
+  at::parallel_for(0, args.batch * args.out_h, 1, [&](int64_t b, int64_t e) {
+    kern.stem_rows_u8(args, b, e);
+  });
+  return true;
 }
 
 }  // namespace
@@ -84,7 +121,6 @@ std::tuple<Tensor, Tensor> quantized_stem(
                                          "quantized_stem: pack_bias");
 
   const Tensor xc = x.contiguous();
-  const Tensor codes = at::zeros({n, cin, hp, wp}, x.options());
   Tensor out = at::empty({n, cout, oh, ow}, x.options().memory_format(
                                                 at::MemoryFormat::ChannelsLast));
   const int64_t pack_g = cout / pack_groups, words = words_for(pack_g);
@@ -94,10 +130,11 @@ std::tuple<Tensor, Tensor> quantized_stem(
                                 "quantized_stem");
   if (pack_fused) packed.zero_();
   float* out_data = out.data_ptr<float>();
-  const StemArgs args{
-      xc.data_ptr<float>(), codes.data_ptr<float>(), w_t.data_ptr<float>(),
-      out_data, quantize_input,
-      quantize_input && cin * k * k * q_abs * q_abs <= kExactLimit,
+  const bool exact_sums =
+      quantize_input && cin * k * k * q_abs * q_abs <= kExactLimit;
+  StemArgs args{
+      xc.data_ptr<float>(), nullptr, w_t.data_ptr<float>(),
+      out_data, quantize_input, exact_sums,
       static_cast<float>(step), static_cast<float>(q_min),
       static_cast<float>(q_max), n, cin, h, wd, padding, cout, out_padded, k,
       stride, oh, ow, v_scale.data(), v_shift.data(), v_in.data(),
@@ -106,8 +143,14 @@ std::tuple<Tensor, Tensor> quantized_stem(
                channel_vector(pack_bias, cout, "quantized_stem: pack_bias"),
                reinterpret_cast<uint64_t*>(packed.data_ptr()), cout,
                pack_groups, pack_g, words},
-      pack_fused, v_pack_bias.data()};
+      pack_fused, v_pack_bias.data(), nullptr, nullptr, nullptr};
   const Kernels& kern = active_kernels();
+  if (exact_sums && q_min >= -128 && q_max <= 127 && cin <= 4 &&
+      kern.stem_rows_u8 && __builtin_cpu_supports("avx512vnni") &&
+      run_stem_u8(kern, args, w_t, x.options()))
+    return {out, packed};
+  const Tensor codes = at::zeros({n, cin, hp, wp}, x.options());
+  args.codes = codes.data_ptr<float>();
   at::parallel_for(0, n * cin * h, 16, [&](int64_t b, int64_t e) {
     kern.stem_quantize(args, b, e);
   });
