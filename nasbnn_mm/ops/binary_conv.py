@@ -103,7 +103,7 @@ def kernel_threads() -> int:
 
 def cpu_features() -> Dict[str, bool]:
     """The CPU flags the dispatcher looks at (popcnt, avx2, avx512f,
-    avx512vpopcntdq)."""
+    avx512vpopcntdq; avx512vnni: the 8-bit stem)."""
     return dict(load_ext().cpu_features())
 
 

@@ -53,6 +53,14 @@ std::atomic<const Kernels*> g_active{nullptr};
 
 }  // namespace
 
+bool cpu_has_vnni() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 std::vector<std::string> available_kernel_paths() {
   std::vector<std::string> paths;
   for (const char* path : {"scalar", "avx2", "avx512"})

@@ -15,5 +15,7 @@ std::string kernel_path();
 // Force a path ('auto' = the fastest available); returns the path taken.
 // Raises if the CPU cannot run it.
 std::string set_kernel_path(const std::string& path);
+// Whether the CPU runs AVX-512 VNNI (the AVX-512 path's 8-bit stem).
+bool cpu_has_vnni();
 
 }  // namespace nasbnn

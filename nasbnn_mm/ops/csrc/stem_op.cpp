@@ -146,7 +146,7 @@ std::tuple<Tensor, Tensor> quantized_stem(
       pack_fused, v_pack_bias.data(), nullptr, nullptr, nullptr};
   const Kernels& kern = active_kernels();
   if (exact_sums && q_min >= -128 && q_max <= 127 && cin <= 4 &&
-      kern.stem_rows_u8 && __builtin_cpu_supports("avx512vnni") &&
+      kern.stem_rows_u8 && cpu_has_vnni() &&
       run_stem_u8(kern, args, w_t, x.options()))
     return {out, packed};
   const Tensor codes = at::zeros({n, cin, hp, wp}, x.options());
