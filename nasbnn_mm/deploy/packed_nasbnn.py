@@ -87,6 +87,8 @@ class PackedNASBNN(BaseSubnet):
     # on a 2 MiB-L2 Xeon: B at 224x224, batch 8, one image per chunk was
     # 15 % faster on 1 thread and 6 % on 2 than the whole batch at once).
     CHUNK_BYTES = 1 << 20
+    # All blocks in one extension call (False: a call per block, same bits).
+    CHAIN_BLOCKS = True
 
     def __init__(self,
                  arch: ArchType,
@@ -111,6 +113,14 @@ class PackedNASBNN(BaseSubnet):
         self._plan: List[Tuple[PackedSeparableBlock, tuple]] = []
         self._plan_key: Optional[tuple] = None
         self._plan_weight_bits: List[Tensor] = []
+        self._chain = None
+        self._chain_keep: Dict[tuple, Optional[List[int]]] = {}
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the kernel plan (the extension's
+        block chain cannot be pickled); it is rebuilt on first use."""
+        plan = dict(_plan=[], _plan_key=None, _plan_weight_bits=[])
+        return dict(self.__dict__, _chain=None, **plan)
 
     def make_block(self, in_channels: int, out_channels: int, kernel_size: int,
                    groups: int, stride: int) -> PackedSeparableBlock:
@@ -155,8 +165,10 @@ class PackedNASBNN(BaseSubnet):
         call (:func:`fold_quantized_stem`) and each block one
         :func:`~nasbnn_mm.ops.binary_block` call, each also writing the
         packed signs of the next block's input (a stride-2 block on an odd
-        size runs alone: the fused epilogue pools even sizes only). The
-        kernel arguments are built once (see :class:`PlanTracked`). A
+        size runs alone: the fused epilogue pools even sizes only), all
+        in one :func:`~nasbnn_mm.ops.fused.block_chain` call where no block
+        runs alone. The kernel arguments are built once (see
+        :class:`PlanTracked`). A
         batch runs in chunks of images whose stem output fits in
         ``CHUNK_BYTES`` (the maps of one chunk stay in the core's cache).
         Bitwise the same as ``reference``: the pure-PyTorch ops, block by
@@ -186,6 +198,11 @@ class PackedNASBNN(BaseSubnet):
         first = plan[0][0]
         x, packed = quantized_stem(x, stem_params, first.conv1.groups,
                                    first.sign1.bias)
+        keep = (
+            self._chain_outputs(x.shape[-2], x.shape[-1], indices)
+            if self.CHAIN_BLOCKS else None)
+        if keep is not None:
+            return tuple(self._chain.run(packed, x, keep))
         outs, k = [], 0
         for i, stage in enumerate(self.stages):
             for _ in stage:
@@ -202,6 +219,25 @@ class PackedNASBNN(BaseSubnet):
             if i in indices:
                 outs.append(x)
         return tuple(outs)
+
+    def _chain_outputs(self, height: int, width: int,
+                       indices: Sequence[int]) -> Optional[List[int]]:
+        """The blocks whose outputs are the stages ``indices`` (stem output
+        ``height`` x ``width``); None if a stride-2 block meets an odd size."""
+        key = (height, width, tuple(indices))
+        if key not in self._chain_keep:
+            strides = [[b.stride for b in stage] for stage in self.stages]
+            ends = list(itertools.accumulate(len(s) for s in strides))
+            sizes = [height, width]
+            for stride in itertools.chain(*strides):
+                if stride == 2 and (sizes[0] % 2 or sizes[1] % 2):
+                    break
+                sizes = [v // stride for v in sizes]
+            else:
+                self._chain_keep[key] = [
+                    end - 1 for i, end in enumerate(ends) if i in indices
+                ]
+        return self._chain_keep.setdefault(key, None)
 
     def _forward_reference(
             self, x: Tensor, indices: Sequence[int],
@@ -241,6 +277,7 @@ class PackedNASBNN(BaseSubnet):
             for conv in (block.conv1, block.conv2)
         ]
         self._plan = plan
+        self._chain = ops.block_chain([args for _, args in plan])
         self._plan_key = (PlanTracked.epoch,
                           tuple(bits._version
                                 for bits in self._plan_weight_bits))
@@ -250,12 +287,13 @@ class PackedNASBNN(BaseSubnet):
         """The stem folded for :func:`~nasbnn_mm.ops.quantized_stem`
         (:func:`fold_quantized_stem`), recomputed when the stem's tensors
         or the image size change."""
-        stem = self.stem
-        key = (x[0].numel(), ) + tuple(
-            (t.data_ptr(), t._version)
-            for t in itertools.chain(stem.parameters(), stem.buffers()))
+        # The modules' dicts: parameters() / buffers() cost twice as much.
+        key = (x.shape[1:].numel(), ) + tuple(
+            (t.data_ptr(), t._version) for module in self.stem.modules()
+            for tensors in (module._parameters, module._buffers)
+            for t in tensors.values() if t is not None)
         if key != self._stem_key:
-            self._stem_cache = fold_quantized_stem(stem, x)
+            self._stem_cache = fold_quantized_stem(self.stem, x)
             self._stem_key = key
         return self._stem_cache
 

@@ -12,6 +12,8 @@ pack it and no separate kernel call is needed:
   conv, each with its folded BN, shortcut and RPReLU) in one call; where
   there are enough output rows per thread, the intermediate map stays in
   per-thread row buffers (the 1×1 conv needs one row at a time);
+- :func:`block_chain`: consecutive blocks in one extension call, their
+  arguments converted once;
 - :func:`rprelu_pack`: the stem's RPReLU on its (N, C, H, W) map, written
   in channels_last memory, plus the packed signs of the first block.
 
@@ -29,7 +31,7 @@ from .binary_conv import (binary_conv2d_ref, block_weight, load_ext,
 __all__ = [
     'BinaryConvParams', 'binary_conv2d_pack', 'binary_conv2d_pack_ref',
     'binary_block', 'binary_block_args', 'binary_block_prepared',
-    'binary_block_ref', 'rprelu_pack', 'rprelu_pack_ref'
+    'block_chain', 'binary_block_ref', 'rprelu_pack', 'rprelu_pack_ref'
 ]
 
 
@@ -205,6 +207,14 @@ def binary_block_args(conv1: BinaryConvParams,
             *act1, pool_residual, sign2_bias, conv2.weight, conv2.out_channels,
             conv2.scale, conv2.bias, *act2, pack_groups, pack_bias, out,
             packed_out)
+
+
+def block_chain(blocks: Sequence[tuple]):
+    """Consecutive blocks, each given by its :func:`binary_block_args`
+    (without ``out``), as one extension object whose ``run(x_packed, x,
+    keep)`` runs them all and returns the outputs of the blocks ``keep``
+    (increasing indices): one call instead of one per block."""
+    return load_ext().BlockChain(list(blocks))
 
 
 def binary_block_prepared(x_packed: Tensor, x: Tensor,

@@ -1,4 +1,7 @@
 """PackedNASBNN's folded 8-bit stem and its cached kernel arguments."""
+import copy
+
+import pytest
 import torch
 import torch.nn as nn
 
@@ -6,6 +9,7 @@ from nasbnn_mm.deploy import pack_nasbnn
 from nasbnn_mm.deploy.packed_layers import PackedSeparableBlock
 from nasbnn_mm.deploy.packed_stem import fold_quantized_stem
 from nasbnn_mm.models import NASBNN
+from nasbnn_mm.ops import fused as ops
 from nasbnn_mm.ops import quantized_stem_ref
 from nasbnn_mm.testing import trained_like
 
@@ -118,3 +122,58 @@ def test_batch_chunks_give_the_whole_batch_result():
     for a, b, ref in zip(whole, chunked, packed(x, reference=True)):
         assert torch.equal(a, b) and torch.equal(a, ref)
         assert b.is_contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def test_block_chain_equals_the_per_block_calls():
+    """One BlockChain call gives every requested stage's output bit for
+    bit as the per-block calls; sizes a stride-2 block meets odd take the
+    per-block path."""
+    packed = pack_nasbnn(float_model(6))
+    x = images(6)
+    for indices in ((0, 1, 2), (2, ), (1, )):
+        stem = packed._stem_params(x)
+        chained = packed._forward_kernels(x, indices, stem)
+        assert packed._chain_outputs(16, 16, indices) == [[1, 3, 5][i]
+                                                          for i in indices]
+        keep = packed._chain_outputs
+        packed._chain_outputs = lambda *args: None  # the per-block loop
+        try:
+            per_block = packed._forward_kernels(x, indices, stem)
+        finally:
+            packed._chain_outputs = keep
+        assert len(chained) == len(per_block) == len(indices)
+        for a, b in zip(chained, per_block):
+            assert torch.equal(a, b)
+    assert packed._chain_outputs(15, 16, (2, )) is None
+    assert packed._chain_outputs(16, 24, (2, )) == [5]
+    assert packed._chain_outputs(16, 14, (2, )) is None  # 7 columns
+    with pytest.raises(RuntimeError, match='keep must be increasing'):
+        packed._chain.run(
+            torch.zeros(1, dtype=torch.uint64), torch.zeros(1), [3, 1])
+    with pytest.raises(RuntimeError, match='binary_block_args'):
+        ops.block_chain([(1, 2)])
+
+
+@torch.no_grad()
+def test_folded_stem_follows_stem_changes():
+    """The folded stem is cached; an in-place change of a stem buffer, a
+    replaced stem parameter and a new image size refold it (the output
+    equals a fresh fold's)."""
+    packed = pack_nasbnn(float_model(7))
+    x = images(7)
+
+    def fresh(inputs):
+        twin = copy.deepcopy(packed)
+        twin._stem_key = None
+        return twin(inputs)[-1]
+
+    before = packed(x)[-1]
+    packed.stem.bn.running_mean.add_(0.5)
+    after = packed(x)[-1]
+    assert not torch.equal(after, before)
+    assert torch.equal(after, fresh(x))
+    packed.stem.act.weight = nn.Parameter(packed.stem.act.weight * -2)
+    assert torch.equal(packed(x)[-1], fresh(x))
+    bigger = images(8, size=40)
+    assert torch.equal(packed(bigger)[-1], fresh(bigger))

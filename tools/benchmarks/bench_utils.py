@@ -2,8 +2,9 @@
 
 Round-robin timing (one iteration of each arm in turn, so load from other
 processes hits every arm alike), the machine's load average, a summary of
-timing samples with their spread, and untrained NAS-BNN subnets with their
-LSQ steps initialised (what a packed preset is timed on).
+timing samples with their spread, untrained NAS-BNN subnets with their
+LSQ steps initialised (what a packed preset is timed on), and the fp32
+networks a CPU user would pick instead.
 """
 import os
 import platform
@@ -14,6 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
+import torchvision
 
 from nasbnn_mm.deploy import PackedNASBNN, pack_nasbnn
 from nasbnn_mm.models.backbones.nasbnn import NASBNN
@@ -22,8 +24,15 @@ from nasbnn_mm.ops import binary_conv as ops
 
 __all__ = [
     'time_round_robin', 'spread', 'summarize', 'load_average', 'cpu_info',
-    'untrained', 'packed_classifier'
+    'untrained', 'packed_classifier', 'FP_ARMS', 'fp32_reference'
 ]
+
+# torchvision constructors of the fp32 reference arms.
+FP_ARMS = {
+    'MobileNetV3-Large': torchvision.models.mobilenet_v3_large,
+    'MobileNetV2': torchvision.models.mobilenet_v2,
+    'ResNet-18': torchvision.models.resnet18,
+}
 
 
 def time_round_robin(
@@ -127,3 +136,11 @@ def packed_classifier(arch,
         torch.manual_seed(seed)
         fc = nn.Linear(model.arch.stages[-1][-1].channels, num_classes)
     return pack_nasbnn(model, fc)
+
+
+def fp32_reference(name: str, seed: int = 0) -> nn.Module:
+    """The fp32 reference arm ``name`` of :data:`FP_ARMS`: random weights
+    from ``seed``, eval mode, channels_last memory."""
+    torch.manual_seed(seed)
+    model = FP_ARMS[name](weights=None).eval()
+    return model.to(memory_format=torch.channels_last)

@@ -32,19 +32,12 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
-import torch.nn as nn
-import torchvision
-from bench_utils import (cpu_info, load_average, packed_classifier, spread,
-                         summarize, time_round_robin)
+from bench_utils import (FP_ARMS, cpu_info, fp32_reference, load_average,
+                         packed_classifier, spread, summarize,
+                         time_round_robin)
 
 from nasbnn_mm.utils.errors import run_tool
 
-# torchvision constructors of the fp32 reference arms.
-FP_ARMS = {
-    'MobileNetV3-Large': torchvision.models.mobilenet_v3_large,
-    'MobileNetV2': torchvision.models.mobilenet_v2,
-    'ResNet-18': torchvision.models.resnet18,
-}
 REFERENCE = 'MobileNetV3-Large'
 
 
@@ -102,10 +95,8 @@ def build_models(args: argparse.Namespace) -> Dict[str, Callable]:
         packed = packed_classifier(
             preset, size=args.input_size, seed=args.seed)
         models[f'NAS-BNN-{preset} packed'] = packed.logits
-    for name, build in FP_ARMS.items():
-        torch.manual_seed(args.seed)
-        model: nn.Module = build(weights=None).eval()
-        models[f'{name} fp32'] = model.to(memory_format=torch.channels_last)
+    for name in FP_ARMS:
+        models[f'{name} fp32'] = fp32_reference(name, args.seed)
     return models
 
 

@@ -1,8 +1,9 @@
 """Per-layer profile of a packed NAS-BNN on the CPU: where the time goes.
 
 Runs :meth:`PackedNASBNN.logits` of an untrained preset (the weights do
-not change the time; the forward is the fused one: one kernel call per
-block) and splits each forward into:
+not change the time) and splits each forward, with one kernel call per
+block (``CHAIN_BLOCKS`` off; the plain forward runs the blocks in one
+call), into:
 
 - every binary block or convolution kernel call: its C++ time, its binary
   ops (BOPs: one per binary MAC, the paper's count) and the kernel's
@@ -13,6 +14,12 @@ block) and splits each forward into:
 - everything outside the kernels in one row (classifier, pooling,
   Python; the float stem's convolution and BN where it is not folded).
 
+With ``--between fp32`` each timed forward runs right after the fp32
+reference networks of ``benchmark_packed_vs_fp.py`` (MobileNetV3-Large,
+MobileNetV2, ResNet-18; not timed), so the caches are as that benchmark's
+round-robin leaves them; the default times back-to-back forwards (warm
+caches).
+
 Kernel calls are timed by a stand-in for the extension module that wraps
 each call with ``time.perf_counter``. It adds a few microseconds per
 call, so the uninstrumented forward is timed round-robin with the
@@ -22,7 +29,7 @@ stem and the rest consist of). The machine's load average is recorded.
 
 Example:
     python tools/benchmarks/profile_packed_nasbnn.py --preset B \\
-        --threads 1 --batch 1 --out profile_b.json
+        --threads 1 --batch 1 --between fp32 --out profile_b.json
 """
 import argparse
 import json
@@ -32,8 +39,8 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
-from bench_utils import (cpu_info, load_average, packed_classifier, summarize,
-                         time_round_robin)
+from bench_utils import (FP_ARMS, cpu_info, fp32_reference, load_average,
+                         packed_classifier, summarize, time_round_robin)
 from torch.profiler import ProfilerActivity, profile
 
 from nasbnn_mm.ops import binary_conv as ops
@@ -52,6 +59,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=('median', 'min'),
         default='median',
         help='statistic of the runs per row (min: on a loaded machine)')
+    parser.add_argument(
+        '--between',
+        choices=('nothing', 'fp32'),
+        default='nothing',
+        help='run before each timed forward (fp32: the fp32 reference '
+        'networks, as in benchmark_packed_vs_fp.py\'s round-robin)')
     parser.add_argument(
         '--top-ops', type=int, default=12, help='ATen ops listed')
     parser.add_argument('--seed', type=int, default=0)
@@ -166,6 +179,25 @@ def attribute(events: List[Event], total: float) -> List[dict]:
     return rows
 
 
+def between_fp32(arms: Dict[str, Callable[[], None]], x: torch.Tensor,
+                 seed: int) -> Dict[str, Callable[[], None]]:
+    """``arms`` with the fp32 reference networks run before each of them
+    (as arms of their own, whose times are ignored)."""
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    nets = [fp32_reference(name, seed) for name in FP_ARMS]
+
+    def run_nets() -> None:
+        with torch.inference_mode():
+            for net in nets:
+                net(x_cl)
+
+    interleaved: Dict[str, Callable[[], None]] = {}
+    for name, fn in arms.items():
+        interleaved[f'fp32 before {name}'] = run_nets
+        interleaved[name] = fn
+    return interleaved
+
+
 @torch.no_grad()
 def profile_forward(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
@@ -184,6 +216,9 @@ def profile_forward(args: argparse.Namespace) -> dict:
     totals: List[float] = []
 
     def instrumented() -> None:
+        # one extension call per block, each timed (the plain forward
+        # runs them in one call)
+        model.CHAIN_BLOCKS = False
         with instrument:
             instrument.reset()
             start = time.perf_counter()
@@ -191,13 +226,13 @@ def profile_forward(args: argparse.Namespace) -> dict:
             total = time.perf_counter() - start
             per_run.append(attribute(instrument.events, total))
             totals.append(total)
+        model.CHAIN_BLOCKS = True
 
+    arms = {'plain': lambda: forward(x), 'instrumented': instrumented}
+    if args.between == 'fp32':
+        arms = between_fp32(arms, x, args.seed)
     load_before = load_average()
-    times = time_round_robin(
-        {
-            'plain': lambda: forward(x),
-            'instrumented': instrumented
-        }, args.warmup, args.runs)
+    times = time_round_robin(arms, args.warmup, args.runs)
     load_after = load_average()
     per_run, totals = per_run[-args.runs:], totals[-args.runs:]
     stat = statistics.median if args.stat == 'median' else min
@@ -221,6 +256,7 @@ def profile_forward(args: argparse.Namespace) -> dict:
         preset=args.preset,
         input=f'{args.batch}x3x{size}x{size}',
         threads=args.threads,
+        between=args.between,
         kernel_path=ops.kernel_path(),
         load_before=load_before,
         load_after=load_after,
@@ -259,6 +295,9 @@ def print_result(res: dict) -> None:
     print(f'\n## packed NAS-BNN-{res["preset"]} {res["input"]}, '
           f'{res["threads"]} thread(s), path {res["kernel_path"]}, load '
           f'average {res["load_before"]} -> {res["load_after"]}')
+    if res['between'] == 'fp32':
+        print('each timed forward runs right after the fp32 reference '
+              'networks (their caches)')
     plain, inst = res['plain_ms'], res['instrumented_ms']
     print(f'forward (logits): {plain["median"]:.2f} ms plain '
           f'(q1-q3 {plain["q1"]:.2f}-{plain["q3"]:.2f}, min '

@@ -126,6 +126,28 @@ std::map<std::string, bool> cpu_features() {
   return f;
 }
 
+// BlockArgs from the tuple of fused.binary_block_args (21 items, out and
+// packed_out None).
+BlockArgs block_args(const pybind11::tuple& t) {
+  TORCH_CHECK(t.size() == 21 && t[19].is_none() && t[20].is_none(),
+              "BlockChain: each block must be the tuple of "
+              "binary_block_args without out / packed_out, got ", t.size(),
+              " items");
+  const auto opt = [&](int i) {
+    return t[i].is_none() ? OptTensor() : OptTensor(t[i].cast<Tensor>());
+  };
+  return BlockArgs{t[0].cast<Tensor>(),  t[1].cast<int64_t>(),
+                   t[2].cast<int64_t>(), opt(3),
+                   opt(4),               opt(5),
+                   opt(6),               opt(7),
+                   t[8].cast<bool>(),    opt(9),
+                   t[10].cast<Tensor>(), t[11].cast<int64_t>(),
+                   opt(12),              opt(13),
+                   opt(14),              opt(15),
+                   opt(16),              t[17].cast<int64_t>(),
+                   opt(18)};
+}
+
 }  // namespace
 }  // namespace nasbnn
 
@@ -163,6 +185,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "A binary separable block (k x k conv, then 1x1 conv) of packed "
         "input x and float block input residual; returns (out, packed "
         "signs of the output or None).");
+  py::class_<nasbnn::BlockChain>(m, "BlockChain")
+      .def(py::init([](const std::vector<py::tuple>& blocks) {
+             std::vector<nasbnn::BlockArgs> args;
+             for (const py::tuple& t : blocks)
+               args.push_back(nasbnn::block_args(t));
+             return nasbnn::BlockChain(std::move(args));
+           }),
+           py::arg("blocks"),
+           "Blocks given as binary_block_args tuples, converted once.")
+      .def("run", &nasbnn::BlockChain::run, py::arg("x_packed"),
+           py::arg("x"), py::arg("keep"),
+           "Run every block; the outputs of the blocks in keep.")
+      .def("__len__", &nasbnn::BlockChain::size);
   m.def("rprelu_pack", &nasbnn::rprelu_pack, py::arg("x"),
         py::arg("act_bias_in"), py::arg("act_weight"),
         py::arg("act_bias_out"), py::arg("pack_groups") = 1,

@@ -4,6 +4,7 @@
 #include <torch/extension.h>
 
 #include <tuple>
+#include <vector>
 
 #include "dispatch.h"
 
@@ -84,6 +85,36 @@ std::tuple<Tensor, Tensor> binary_block(
     const OptTensor& act2_bias_out, int64_t pack_groups,
     const OptTensor& pack_bias, const OptTensor& out,
     const OptTensor& packed_out);
+
+// The arguments of binary_block after (x, residual), without out and
+// packed_out.
+struct BlockArgs {
+  Tensor weight1;
+  int64_t stride1, padding1;
+  OptTensor scale1, bias1, act1_bias_in, act1_weight, act1_bias_out;
+  bool pool_residual;
+  OptTensor sign2_bias;
+  Tensor weight2;
+  int64_t out_channels;
+  OptTensor scale2, bias2, act2_bias_in, act2_weight, act2_bias_out;
+  int64_t pack_groups;
+  OptTensor pack_bias;
+};
+
+// Consecutive binary blocks (each block's pack_groups and pack_bias those
+// of the next one's first convolution).
+class BlockChain {
+ public:
+  explicit BlockChain(std::vector<BlockArgs> blocks);
+  // Runs every block on (x_packed, x); returns the outputs of the blocks
+  // in `keep` (increasing indices).
+  std::vector<Tensor> run(const Tensor& x_packed, const Tensor& x,
+                          const std::vector<int64_t>& keep) const;
+  int64_t size() const { return static_cast<int64_t>(blocks_.size()); }
+
+ private:
+  std::vector<BlockArgs> blocks_;
+};
 
 std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        const Tensor& act_bias_in,
