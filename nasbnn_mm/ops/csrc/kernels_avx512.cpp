@@ -22,6 +22,32 @@ struct Isa {
   static constexpr int kTile = 8;
   static constexpr int kBlocks = 2;
 
+  // acc[i][j] += popcount(x XOR w) over the taps and the words (W words
+  // per pixel and tap; 0: `words`, known at run time only).
+  template <int P, int B, int W>
+  NASBNN_TARGET NASBNN_INLINE void accumulate(
+      __m512i (&acc)[P][B], const uint64_t* const (&px)[P], const Tap* taps,
+      int num_taps, const uint64_t* w, int64_t block_stride,
+      int64_t words) {
+    const int64_t n = W > 0 ? W : words;
+    for (int t = 0; t < num_taps; ++t) {
+      const int64_t xo = taps[t].x;
+      const uint64_t* wt = w + taps[t].w;
+      for (int64_t k = 0; k < n; ++k) {
+        __m512i wv[B];
+        for (int j = 0; j < B; ++j)
+          wv[j] = _mm512_loadu_si512(wt + j * block_stride + k * kLanes);
+        for (int i = 0; i < P; ++i) {
+          const __m512i xv =
+              _mm512_set1_epi64(static_cast<long long>(px[i][xo + k]));
+          for (int j = 0; j < B; ++j)
+            acc[i][j] = _mm512_add_epi64(
+                acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(wv[j], xv)));
+        }
+      }
+    }
+  }
+
   template <int P, int B>
   NASBNN_TARGET NASBNN_INLINE void tile(const uint64_t* x, int64_t base,
                                         int64_t pixel_stride,
@@ -32,22 +58,15 @@ struct Isa {
     __m512i acc[P][B];
     for (int i = 0; i < P; ++i)
       for (int j = 0; j < B; ++j) acc[i][j] = _mm512_setzero_si512();
-    for (int t = 0; t < num_taps; ++t) {
-      const uint64_t* xt = x + base + taps[t].x;
-      const uint64_t* wt = w + taps[t].w;
-      for (int64_t k = 0; k < words; ++k) {
-        __m512i wv[B];
-        for (int j = 0; j < B; ++j)
-          wv[j] = _mm512_loadu_si512(wt + j * block_stride + k * kLanes);
-        for (int i = 0; i < P; ++i) {
-          const __m512i xv = _mm512_set1_epi64(
-              static_cast<long long>(xt[i * pixel_stride + k]));
-          for (int j = 0; j < B; ++j)
-            acc[i][j] = _mm512_add_epi64(
-                acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(wv[j], xv)));
-        }
-      }
-    }
+    const uint64_t* px[P];
+    for (int i = 0; i < P; ++i) px[i] = x + base + i * pixel_stride;
+    // One word per tap (groups of <= 64 channels: most NAS-BNN layers):
+    // each read is a pixel pointer plus the tap's offset, no per-tap
+    // pointer arithmetic.
+    if (words == 1)
+      accumulate<P, B, 1>(acc, px, taps, num_taps, w, block_stride, 1);
+    else
+      accumulate<P, B, 0>(acc, px, taps, num_taps, w, block_stride, words);
     // NOTE: one store per pixel, as wide as the epilogue's load of it; a
     // 512-bit load of two 256-bit stores cannot be store-forwarded and
     // stalled the epilogue.
