@@ -52,8 +52,8 @@ def test_extension_built_and_dispatch():
     assert paths[0] == 'scalar'
     assert ops.kernel_path() in paths
     features = ops.cpu_features()
-    if features.get('avx512f') and features.get('avx512vpopcntdq'):
-        assert 'avx512' in paths
+    avx512 = ('avx512f', 'avx512vpopcntdq', 'avx512ifma')
+    assert ('avx512' in paths) == all(features.get(f) for f in avx512)
     assert ext.set_kernel_path('auto') == paths[-1]
 
 

@@ -104,3 +104,21 @@ def test_bad_inputs_get_one_clear_line(tool, tmp_path, capsys):
             tool.main([ext, ext, flag, '0'])
         assert exit_info.value.code == 2
         assert f'{flag} 0: must be >= 1' in capsys.readouterr().err
+
+
+def test_between_runs_before_every_forward(tool):
+    """best_of calls ``before`` ahead of the untimed and each timed
+    forward (the fp32 networks' caches, as in the round-robin)."""
+    calls = []
+    seconds = tool.best_of(lambda x: calls.append('forward'), None, 2,
+                           lambda: calls.append('before'))
+    assert calls == ['before', 'forward'] * 3 and seconds >= 0
+
+
+def test_between_fp32_is_reported(tool, tmp_path):
+    ext = binary_conv.load_ext().__file__
+    out = tmp_path / 'report.json'
+    assert run_small(tool, [ext, ext], out, '--between', 'fp32') == 0
+    report = json.loads(out.read_text())
+    assert report['between'] == 'fp32'
+    assert report['rows'][0]['outputs_equal'] is True

@@ -13,7 +13,10 @@ started the other way round (the worker started second ran ~1 % faster
 here whatever its build). Give the same file twice for the A/A check.
 
 Each round runs, per preset and build, one untimed forward and ``--calls``
-timed ones (their minimum is the round's time). Reported per preset: each
+timed ones (their minimum is the round's time). With ``--between fp32``
+each worker runs the fp32 reference networks of
+``benchmark_packed_vs_fp.py`` before each forward, timed or not: the
+caches that benchmark's round-robin leaves. Reported per preset: each
 build's median over the rounds, the median and quartiles of the per-round
 ratio first build / second build (> 1: the second is faster), and whether
 the two builds' logits are bitwise equal (a line warns when they are not:
@@ -36,11 +39,11 @@ import subprocess
 import sys
 import time
 from types import ModuleType
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
-from bench_utils import (cpu_info, load_average, packed_classifier, spread,
-                         summarize)
+from bench_utils import (FP_ARMS, cpu_info, fp32_reference, load_average,
+                         packed_classifier, spread, summarize)
 
 from nasbnn_mm.ops import binary_conv
 from nasbnn_mm.utils import UserError
@@ -61,6 +64,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=60)
     parser.add_argument('--calls', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--between',
+        choices=['nothing', 'fp32'],
+        default='nothing',
+        help='run before each forward (fp32: the fp32 reference networks, '
+        'as in benchmark_packed_vs_fp.py\'s round-robin)')
     parser.add_argument('--out', help='write the results as JSON here')
     args = parser.parse_args(argv)
     for name in ('threads', 'input_size', 'rounds', 'calls'):
@@ -110,11 +119,15 @@ def digest(tensor: torch.Tensor) -> str:
     return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
 
 
-def best_of(forward, x: torch.Tensor, calls: int) -> float:
-    """One untimed call of ``forward``, then the fastest of ``calls``."""
+def best_of(forward, x: torch.Tensor, calls: int,
+            before: Callable[[], None]) -> float:
+    """One untimed call of ``forward``, then the fastest of ``calls``;
+    ``before`` (untimed) runs before each call."""
+    before()
     forward(x)
     best = float('inf')
     for _ in range(calls):
+        before()
         start = time.perf_counter()
         forward(x)
         best = min(best, time.perf_counter() - start)
@@ -138,6 +151,14 @@ def worker_main(args: argparse.Namespace) -> int:
         return 2
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(1, 3, args.input_size, args.input_size, generator=gen)
+    nets = ([fp32_reference(name, args.seed)
+             for name in FP_ARMS] if args.between == 'fp32' else [])
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+
+    def before() -> None:
+        for net in nets:
+            net(x_cl)
+
     with torch.inference_mode():
         digests = {p: digest(m.logits(x)) for p, m in models.items()}
         print(
@@ -151,7 +172,7 @@ def worker_main(args: argparse.Namespace) -> int:
             flush=True)
         for line in sys.stdin:
             preset = line.strip()
-            seconds = best_of(models[preset].logits, x, args.calls)
+            seconds = best_of(models[preset].logits, x, args.calls, before)
             print(json.dumps(dict(seconds=seconds)), file=reply, flush=True)
     return 0
 
@@ -167,7 +188,7 @@ class Worker:
             str(args.threads), '--input-size',
             str(args.input_size), '--calls',
             str(args.calls), '--seed',
-            str(args.seed)
+            str(args.seed), '--between', args.between
         ]
         self.build = build
         self.process = subprocess.Popen(
@@ -240,6 +261,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.add_argument('--presets', nargs='+')
         for name in ('threads', 'input-size', 'calls', 'seed'):
             parser.add_argument(f'--{name}', type=int)
+        parser.add_argument('--between')
         return worker_main(parser.parse_args(argv))
     args = parse_args(argv)
     return run_tool('benchmark_extension_builds.py', lambda: run(args))
@@ -277,9 +299,11 @@ def run(args: argparse.Namespace) -> int:
     times, infos = time_in_both_spawn_orders(args)
     load_after = load_average()
     rows = report_rows(times, infos)
+    between = ('' if args.between == 'nothing' else
+               ', each forward after the fp32 reference networks')
     print(f'## {args.builds[0]} (first) vs {args.builds[1]} (second), '
-          f'{args.threads} thread(s), {args.rounds} rounds, load average '
-          f'{load_before} -> {load_after}')
+          f'{args.threads} thread(s), {args.rounds} rounds{between}, load '
+          f'average {load_before} -> {load_after}')
     print(f'{"preset":<8}{"first ms":>10}{"second ms":>11}'
           f'{"first / second (q1-q3)":>28}')
     for r in rows:
@@ -300,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
                     threads=args.threads,
                     rounds=args.rounds,
                     calls=args.calls,
+                    between=args.between,
                     load_average=[load_before, load_after],
                     rows=rows),
                 f,

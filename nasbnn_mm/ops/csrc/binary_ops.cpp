@@ -121,6 +121,7 @@ std::map<std::string, bool> cpu_features() {
   f["avx2"] = __builtin_cpu_supports("avx2");
   f["avx512f"] = __builtin_cpu_supports("avx512f");
   f["avx512vpopcntdq"] = __builtin_cpu_supports("avx512vpopcntdq");
+  f["avx512ifma"] = __builtin_cpu_supports("avx512ifma");
   f["avx512vnni"] = __builtin_cpu_supports("avx512vnni");
 #endif
   return f;

@@ -18,7 +18,8 @@ bool cpu_has(const std::string& path) {
            __builtin_cpu_supports("popcnt");
   if (path == "avx512")
     return avx512_kernels() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512vpopcntdq");
+           __builtin_cpu_supports("avx512vpopcntdq") &&
+           __builtin_cpu_supports("avx512ifma");
 #endif
   return path == "scalar";
 }

@@ -34,8 +34,8 @@ struct Isa {
                                         int64_t pixel_stride,
                                         const Tap* taps, int num_taps,
                                         const uint64_t* w, int64_t,
-                                        int64_t words,
-                                        int32_t (*counts)[kLanes * B]) {
+                                        int64_t words, int32_t full,
+                                        int32_t (*dots)[kLanes * B]) {
     static_assert(B == 1, "one weight block per tile");
     const __m256i lut = _mm256_setr_epi8(
         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2,
@@ -76,16 +76,18 @@ struct Isa {
         }
       }
     }
-    // The low 32 bits of the 4 + 4 uint64 sums, in lane order.
+    // The low 32 bits of the 4 + 4 uint64 sums, in lane order, as dots.
     const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256i fullv = _mm256_set1_epi32(full);
     for (int i = 0; i < P; ++i) {
       for (int h = 0; h < 2; ++h)
         sums[i][h] =
             _mm256_add_epi64(sums[i][h], _mm256_sad_epu8(bytes[i][h], zero));
       const __m256i lo = _mm256_permutevar8x32_epi32(sums[i][0], even);
       const __m256i hi = _mm256_permutevar8x32_epi32(sums[i][1], even);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts[i]),
-                          _mm256_blend_epi32(lo, hi, 0xF0));
+      const __m256i cnt = _mm256_blend_epi32(lo, hi, 0xF0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots[i]),
+                          _mm256_sub_epi32(fullv, _mm256_add_epi32(cnt, cnt)));
     }
   }
 
@@ -96,10 +98,9 @@ struct Isa {
                                             int64_t pixel, const float* res,
                                             int64_t res_step,
                                             const EpilogueSetup& s,
-                                            const int32_t (*counts)[kLanes],
-                                            int64_t num_taps) {
+                                            const int32_t (*dots)[kLanes]) {
     static_assert(B == 1, "one weight block per tile");
-    epilogue8<P>(a, pixel, res, res_step, s, counts, num_taps);
+    epilogue8<P>(a, pixel, res, res_step, s, dots);
   }
 
   NASBNN_TARGET static inline uint64_t pack_word(const float* x,

@@ -1,4 +1,6 @@
-// AVX-512 path: VPOPCNTQ counts 8 output channels per instruction.
+// AVX-512 path: VPOPCNTQ counts 8 output channels per instruction, and
+// VPMADD52LUQ (AVX-512 IFMA) adds -2 x each count to the dot product in
+// the same instruction that accumulates it.
 // Compiled per function with target attributes: the module still loads
 // on CPUs without AVX-512 (the dispatcher never calls this path there).
 #include <algorithm>
@@ -15,21 +17,25 @@ namespace nasbnn {
 namespace avx512_path {
 
 #define NASBNN_TARGET \
-  __attribute__((target("avx512f,avx512vpopcntdq,prfchw")))
+  __attribute__((target("avx512f,avx512vpopcntdq,avx512ifma,prfchw")))
 constexpr const char* kPathName = "avx512";
 
 struct Isa {
   static constexpr int kTile = 8;
   static constexpr int kBlocks = 2;
 
-  // acc[i][j] += popcount(x XOR w) over the taps and the words (W words
-  // per pixel and tap; 0: `words`, known at run time only).
+  // acc[i][j] -= 2 * popcount(x XOR w) over the taps and the words (W
+  // words per pixel and tap; 0: `words`, known at run time only), modulo
+  // 2^52 per term: VPMADD52LUQ adds the low 52 bits of count * (2^52 - 2),
+  // i.e. 2^52 - 2 * count (0 for count 0), and 2^52 vanishes from the low
+  // 32 bits the dot products are read from.
   template <int P, int B, int W>
   NASBNN_TARGET NASBNN_INLINE void accumulate(
       __m512i (&acc)[P][B], const uint64_t* const (&px)[P], const Tap* taps,
       int num_taps, const uint64_t* w, int64_t block_stride,
       int64_t words) {
     const int64_t n = W > 0 ? W : words;
+    const __m512i minus_two = _mm512_set1_epi64((1LL << 52) - 2);
     for (int t = 0; t < num_taps; ++t) {
       const int64_t xo = taps[t].x;
       const uint64_t* wt = w + taps[t].w;
@@ -41,8 +47,9 @@ struct Isa {
           const __m512i xv =
               _mm512_set1_epi64(static_cast<long long>(px[i][xo + k]));
           for (int j = 0; j < B; ++j)
-            acc[i][j] = _mm512_add_epi64(
-                acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(wv[j], xv)));
+            acc[i][j] = _mm512_madd52lo_epu64(
+                acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(wv[j], xv)),
+                minus_two);
         }
       }
     }
@@ -54,10 +61,11 @@ struct Isa {
                                         const Tap* taps, int num_taps,
                                         const uint64_t* w,
                                         int64_t block_stride, int64_t words,
-                                        int32_t (*counts)[kLanes * B]) {
+                                        int32_t full,
+                                        int32_t (*dots)[kLanes * B]) {
     __m512i acc[P][B];
     for (int i = 0; i < P; ++i)
-      for (int j = 0; j < B; ++j) acc[i][j] = _mm512_setzero_si512();
+      for (int j = 0; j < B; ++j) acc[i][j] = _mm512_set1_epi64(full);
     const uint64_t* px[P];
     for (int i = 0; i < P; ++i) px[i] = x + base + i * pixel_stride;
     // One word per tap (groups of <= 64 channels: most NAS-BNN layers):
@@ -70,17 +78,17 @@ struct Isa {
     // NOTE: one store per pixel, as wide as the epilogue's load of it; a
     // 512-bit load of two 256-bit stores cannot be store-forwarded and
     // stalled the epilogue.
-    // The counts fit 32 bits: the low halves of the 64-bit lanes, those
-    // of both blocks in one permute (not two narrowing moves and an
-    // insert, all on the shuffle port that VPOPCNTQ uses too).
+    // The dot products are the low halves of the 64-bit lanes, those of
+    // both blocks in one permute (not two narrowing moves and an insert,
+    // all on the shuffle port that VPOPCNTQ uses too).
     const __m512i low_halves = _mm512_setr_epi32(
         0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int i = 0; i < P; ++i) {
       if constexpr (B == 1) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts[i]),
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots[i]),
                             _mm512_cvtepi64_epi32(acc[i][0]));
       } else {
-        _mm512_storeu_si512(counts[i],
+        _mm512_storeu_si512(dots[i],
                             _mm512_permutex2var_epi32(acc[i][0], low_halves,
                                                       acc[i][1]));
       }
@@ -93,12 +101,11 @@ struct Isa {
   template <int P, int B>
   NASBNN_TARGET NASBNN_INLINE void epilogue(
       const ConvArgs& a, int64_t pixel, const float* res, int64_t res_step,
-      const EpilogueSetup& s, const int32_t (*counts)[kLanes * B],
-      int64_t num_taps) {
+      const EpilogueSetup& s, const int32_t (*dots)[kLanes * B]) {
     if constexpr (B == 1)
-      epilogue8<P>(a, pixel, res, res_step, s, counts, num_taps);
+      epilogue8<P>(a, pixel, res, res_step, s, dots);
     else
-      epilogue16<P>(a, pixel, res, res_step, s, counts, num_taps);
+      epilogue16<P>(a, pixel, res, res_step, s, dots);
   }
 
   NASBNN_TARGET static inline uint64_t pack_word(const float* x,

@@ -21,10 +21,10 @@ struct Isa {
   static inline void tile(const uint64_t* x, int64_t base,
                           int64_t pixel_stride, const Tap* taps,
                           int num_taps, const uint64_t* w, int64_t,
-                          int64_t words, int32_t (*counts)[kLanes * B]) {
+                          int64_t words, int32_t full,
+                          int32_t (*dots)[kLanes * B]) {
     static_assert(B == 1, "one weight block per tile");
-    for (int i = 0; i < P; ++i)
-      for (int l = 0; l < kLanes; ++l) counts[i][l] = 0;
+    int32_t counts[P][kLanes] = {};
     for (int t = 0; t < num_taps; ++t) {
       const uint64_t* xt = x + base + taps[t].x;
       const uint64_t* wt = w + taps[t].w;
@@ -37,6 +37,8 @@ struct Isa {
         }
       }
     }
+    for (int i = 0; i < P; ++i)
+      for (int l = 0; l < kLanes; ++l) dots[i][l] = full - 2 * counts[i][l];
   }
 
   static inline float residual_value(const ConvArgs& a, const float* res,
@@ -55,10 +57,8 @@ struct Isa {
   static inline void epilogue(const ConvArgs& a, int64_t pixel,
                               const float* res, int64_t res_step,
                               const EpilogueSetup& s,
-                              const int32_t (*counts)[kLanes],
-                              int64_t num_taps) {
+                              const int32_t (*dots)[kLanes]) {
     static_assert(B == 1, "one weight block per tile");
-    const int32_t full = static_cast<int32_t>(a.in_channels_g * num_taps);
     const int64_t oc0 = s.oc0;
     const int lanes = s.lanes;
     for (int i = 0; i < P; ++i) {
@@ -67,7 +67,7 @@ struct Isa {
       uint8_t byte = 0;
       for (int l = 0; l < lanes; ++l) {
         const int64_t oc = oc0 + l;
-        float v = static_cast<float>(full - 2 * counts[i][l]);
+        float v = static_cast<float>(dots[i][l]);
         if (a.scale) v = v * a.scale[oc];
         if (a.bias) v = v + a.bias[oc];
         if (a.residual) {
