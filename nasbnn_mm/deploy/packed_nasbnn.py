@@ -8,8 +8,7 @@ way, ``load_state_dict``: its own (packed) entries, or the float entries of
 a ``NASBNN``, which are packed on the fly; :func:`pack_nasbnn` packs a
 float model.
 """
-import itertools
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -25,9 +24,8 @@ from nasbnn_mm.ops.stem import quantized_stem, quantized_stem_ref
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import OptMultiConfig
 from nasbnn_mm.utils.checkpoint import load_state_dict_strict
-from .packed_layers import (PackedBinaryConv2d, PackedSeparableBlock,
-                            PlanTracked)
-from .packed_stem import fold_quantized_stem
+from .kernel_cache import KernelCache
+from .packed_layers import PackedBinaryConv2d, PackedSeparableBlock
 
 __all__ = ['PackedNASBNN', 'pack_nasbnn']
 
@@ -108,19 +106,12 @@ class PackedNASBNN(BaseSubnet):
             if num_classes is not None else None)
         self.requires_grad_(False)
         self.eval()
-        self._stem_cache: Optional[QuantizedStemParams] = None
-        self._stem_key: Optional[tuple] = None
-        self._plan: List[Tuple[PackedSeparableBlock, tuple]] = []
-        self._plan_key: Optional[tuple] = None
-        self._plan_weight_bits: List[Tensor] = []
-        self._chain = None
-        self._chain_keep: Dict[tuple, Optional[List[int]]] = {}
+        self._kernels = KernelCache()
 
     def __getstate__(self) -> dict:
-        """Copies and pickles leave out the kernel plan (the extension's
-        block chain cannot be pickled); it is rebuilt on first use."""
-        plan = dict(_plan=[], _plan_key=None, _plan_weight_bits=[])
-        return dict(self.__dict__, _chain=None, **plan)
+        """Copies and pickles get a new kernel cache (its extension objects
+        cannot be pickled); it is rebuilt on first use."""
+        return dict(self.__dict__, _kernels=KernelCache())
 
     def make_block(self, in_channels: int, out_channels: int, kernel_size: int,
                    groups: int, stride: int) -> PackedSeparableBlock:
@@ -167,14 +158,19 @@ class PackedNASBNN(BaseSubnet):
         packed signs of the next block's input (a stride-2 block on an odd
         size runs alone: the fused epilogue pools even sizes only), all
         in one :func:`~nasbnn_mm.ops.fused.block_chain` call where no block
-        runs alone. The kernel arguments are built once (see
-        :class:`PlanTracked`). A
-        batch runs in chunks of images whose stem output fits in
-        ``CHUNK_BYTES`` (the maps of one chunk stay in the core's cache).
-        Bitwise the same as ``reference``: the pure-PyTorch ops, block by
-        block, on the whole batch.
+        runs alone. The folded stem and the kernel arguments are built once
+        (see :class:`KernelCache`). A batch runs in chunks of images whose
+        stem output fits in ``CHUNK_BYTES`` (the maps of one chunk stay in
+        the core's cache). Bitwise the same as ``reference``: the
+        pure-PyTorch ops, block by block, on the whole batch.
         """
-        stem_params = self._stem_params(x)
+        return self._stages(x, indices, reference)
+
+    def _stages(self, x: Tensor, indices: Sequence[int],
+                reference: bool) -> Tuple[Tensor, ...]:
+        """:meth:`forward_stages` without its ``no_grad`` (its callers have
+        one already)."""
+        stem_params = self._kernels.stem_params(self.stem, x)
         if reference:
             return self._forward_reference(x, indices, stem_params)
         stride = self.space.stem.stride
@@ -194,15 +190,14 @@ class PackedNASBNN(BaseSubnet):
             self, x: Tensor, indices: Sequence[int],
             stem_params: QuantizedStemParams) -> Tuple[Tensor, ...]:
         """:meth:`forward_stages` of one chunk on the kernels."""
-        plan = self._block_plan()
-        first = plan[0][0]
-        x, packed = quantized_stem(x, stem_params, first.conv1.groups,
-                                   first.sign1.bias)
+        kernels = self._kernels
+        plan = kernels.block_plan(self.stages)
+        x, packed = quantized_stem(x, stem_params, *kernels.first_pack)
         keep = (
-            self._chain_outputs(x.shape[-2], x.shape[-1], indices)
-            if self.CHAIN_BLOCKS else None)
+            kernels.chain_outputs(self.stages, x.shape[-2], x.shape[-1],
+                                  indices) if self.CHAIN_BLOCKS else None)
         if keep is not None:
-            return tuple(self._chain.run(packed, x, keep))
+            return tuple(kernels.chain.run(packed, x, keep))
         outs, k = [], 0
         for i, stage in enumerate(self.stages):
             for _ in stage:
@@ -220,25 +215,6 @@ class PackedNASBNN(BaseSubnet):
                 outs.append(x)
         return tuple(outs)
 
-    def _chain_outputs(self, height: int, width: int,
-                       indices: Sequence[int]) -> Optional[List[int]]:
-        """The blocks whose outputs are the stages ``indices`` (stem output
-        ``height`` x ``width``); None if a stride-2 block meets an odd size."""
-        key = (height, width, tuple(indices))
-        if key not in self._chain_keep:
-            strides = [[b.stride for b in stage] for stage in self.stages]
-            ends = list(itertools.accumulate(len(s) for s in strides))
-            sizes = [height, width]
-            for stride in itertools.chain(*strides):
-                if stride == 2 and (sizes[0] % 2 or sizes[1] % 2):
-                    break
-                sizes = [v // stride for v in sizes]
-            else:
-                self._chain_keep[key] = [
-                    end - 1 for i, end in enumerate(ends) if i in indices
-                ]
-        return self._chain_keep.setdefault(key, None)
-
     def _forward_reference(
             self, x: Tensor, indices: Sequence[int],
             stem_params: QuantizedStemParams) -> Tuple[Tensor, ...]:
@@ -251,51 +227,6 @@ class PackedNASBNN(BaseSubnet):
             if i in indices:
                 outs.append(x)
         return tuple(outs)
-
-    def _block_plan(self) -> List[Tuple[PackedSeparableBlock, tuple]]:
-        """Per block: the block and its ``binary_block_args``, rebuilt when
-        a packed layer changed (:class:`PlanTracked`) or a weight's bits
-        changed in place."""
-        key = (PlanTracked.epoch,
-               tuple(bits._version for bits in self._plan_weight_bits))
-        if key == self._plan_key:
-            return self._plan
-        blocks = [block for stage in self.stages for block in stage]
-        plan = []
-        for k, block in enumerate(blocks):
-            nxt = blocks[k + 1] if k + 1 < len(blocks) else None
-            plan.append((block,
-                         ops.binary_block_args(
-                             block.conv1.params(), block.conv2.params(),
-                             block.sign2.bias, block.stride == 2,
-                             0 if nxt is None else nxt.conv1.groups,
-                             None if nxt is None else nxt.sign1.bias)))
-        # NOTE: the key is read after building: params() may cache blocked
-        # weights, which advances the epoch.
-        self._plan_weight_bits = [
-            conv.weight_bits for block in blocks
-            for conv in (block.conv1, block.conv2)
-        ]
-        self._plan = plan
-        self._chain = ops.block_chain([args for _, args in plan])
-        self._plan_key = (PlanTracked.epoch,
-                          tuple(bits._version
-                                for bits in self._plan_weight_bits))
-        return plan
-
-    def _stem_params(self, x: Tensor) -> QuantizedStemParams:
-        """The stem folded for :func:`~nasbnn_mm.ops.quantized_stem`
-        (:func:`fold_quantized_stem`), recomputed when the stem's tensors
-        or the image size change."""
-        # The modules' dicts: parameters() / buffers() cost twice as much.
-        key = (x.shape[1:].numel(), ) + tuple(
-            (t.data_ptr(), t._version) for module in self.stem.modules()
-            for tensors in (module._parameters, module._buffers)
-            for t in tensors.values() if t is not None)
-        if key != self._stem_key:
-            self._stem_cache = fold_quantized_stem(self.stem, x)
-            self._stem_key = key
-        return self._stem_cache
 
     @torch.no_grad()
     def forward(self,
@@ -312,7 +243,7 @@ class PackedNASBNN(BaseSubnet):
             contiguous as :class:`NASBNN`'s, or channels_last with
             ``channels_last_outputs``.
         """
-        outs = self.forward_stages(x, self.out_indices, reference=reference)
+        outs = self._stages(x, self.out_indices, reference)
         if self.channels_last_outputs:
             return outs
         return tuple(out.contiguous() for out in outs)
@@ -328,7 +259,7 @@ class PackedNASBNN(BaseSubnet):
         if self.fc is None:
             raise ValueError('logits: built without num_classes (no fc)')
         last = len(self.stages) - 1
-        feat = self.forward_stages(x, (last, ), reference=reference)[-1]
+        feat = self._stages(x, (last, ), reference)[-1]
         return self.fc(F.adaptive_avg_pool2d(feat, 1).flatten(1))
 
     def size_report(self) -> Dict[str, float]:

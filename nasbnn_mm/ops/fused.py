@@ -13,7 +13,8 @@ pack it and no separate kernel call is needed:
   there are enough output rows per thread, the intermediate map stays in
   per-thread row buffers (the 1×1 conv needs one row at a time);
 - :func:`block_chain`: consecutive blocks in one extension call, their
-  arguments converted once;
+  arguments converted once (:func:`tensor_watch` tells when to convert
+  them again);
 - :func:`rprelu_pack`: the stem's RPReLU on its (N, C, H, W) map, written
   in channels_last memory, plus the packed signs of the first block.
 
@@ -31,7 +32,8 @@ from .binary_conv import (binary_conv2d_ref, block_weight, load_ext,
 __all__ = [
     'BinaryConvParams', 'binary_conv2d_pack', 'binary_conv2d_pack_ref',
     'binary_block', 'binary_block_args', 'binary_block_prepared',
-    'block_chain', 'binary_block_ref', 'rprelu_pack', 'rprelu_pack_ref'
+    'block_chain', 'tensor_watch', 'binary_block_ref', 'rprelu_pack',
+    'rprelu_pack_ref'
 ]
 
 
@@ -215,6 +217,13 @@ def block_chain(blocks: Sequence[tuple]):
     keep)`` runs them all and returns the outputs of the blocks ``keep``
     (increasing indices): one call instead of one per block."""
     return load_ext().BlockChain(list(blocks))
+
+
+def tensor_watch(tensors: Sequence[Tensor]):
+    """An extension object whose ``changed()`` tells, in one call, whether
+    any of ``tensors`` moved to another storage or was written in place
+    (its version counter) since the watch was made."""
+    return load_ext().TensorWatch(list(tensors))
 
 
 def binary_block_prepared(x_packed: Tensor, x: Tensor,

@@ -83,9 +83,9 @@ def test_cached_kernel_arguments_follow_every_change():
 
     first = check()
     # built once: forwards reuse the cached arguments
-    plan = packed._block_plan()
+    plan = packed._kernels.block_plan(packed.stages)
     packed(x)
-    assert packed._block_plan() is plan
+    assert packed._kernels.block_plan(packed.stages) is plan
     # new weights through load_state_dict (float keys, packed on the fly)
     packed.load_state_dict(float_model(3).state_dict())
     assert not torch.equal(check(), first)
@@ -131,25 +131,27 @@ def test_block_chain_equals_the_per_block_calls():
     per-block path."""
     packed = pack_nasbnn(float_model(6))
     x = images(6)
+    kernels = packed._kernels
     for indices in ((0, 1, 2), (2, ), (1, )):
-        stem = packed._stem_params(x)
+        stem = packed._kernels.stem_params(packed.stem, x)
         chained = packed._forward_kernels(x, indices, stem)
-        assert packed._chain_outputs(16, 16, indices) == [[1, 3, 5][i]
-                                                          for i in indices]
-        keep = packed._chain_outputs
-        packed._chain_outputs = lambda *args: None  # the per-block loop
+        assert kernels.chain_outputs(packed.stages, 16, 16,
+                                     indices) == [[1, 3, 5][i]
+                                                  for i in indices]
+        kernels.chain_outputs = lambda *args: None  # the per-block loop
         try:
             per_block = packed._forward_kernels(x, indices, stem)
         finally:
-            packed._chain_outputs = keep
+            del kernels.chain_outputs
         assert len(chained) == len(per_block) == len(indices)
         for a, b in zip(chained, per_block):
             assert torch.equal(a, b)
-    assert packed._chain_outputs(15, 16, (2, )) is None
-    assert packed._chain_outputs(16, 24, (2, )) == [5]
-    assert packed._chain_outputs(16, 14, (2, )) is None  # 7 columns
+    assert kernels.chain_outputs(packed.stages, 15, 16, (2, )) is None
+    assert kernels.chain_outputs(packed.stages, 16, 24, (2, )) == [5]
+    # 7 columns at a stride-2 block
+    assert kernels.chain_outputs(packed.stages, 16, 14, (2, )) is None
     with pytest.raises(RuntimeError, match='keep must be increasing'):
-        packed._chain.run(
+        kernels.chain.run(
             torch.zeros(1, dtype=torch.uint64), torch.zeros(1), [3, 1])
     with pytest.raises(RuntimeError, match='binary_block_args'):
         ops.block_chain([(1, 2)])
@@ -164,8 +166,7 @@ def test_folded_stem_follows_stem_changes():
     x = images(7)
 
     def fresh(inputs):
-        twin = copy.deepcopy(packed)
-        twin._stem_key = None
+        twin = copy.deepcopy(packed)  # a new, empty kernel cache
         return twin(inputs)[-1]
 
     before = packed(x)[-1]
@@ -177,3 +178,30 @@ def test_folded_stem_follows_stem_changes():
     assert torch.equal(packed(x)[-1], fresh(x))
     bigger = images(8, size=40)
     assert torch.equal(packed(bigger)[-1], fresh(bigger))
+
+
+def test_tensor_watch_sees_moves_and_in_place_writes():
+    a, b = torch.zeros(3), torch.ones(2)
+    watch = ops.tensor_watch([a, b])
+    assert len(watch) == 2 and not watch.changed()
+    b.add_(1)
+    assert watch.changed()
+    watch = ops.tensor_watch([a, b])
+    a.data = torch.zeros(3)  # another storage, no write
+    assert watch.changed()
+    assert not ops.tensor_watch([]).changed()
+
+
+@torch.no_grad()
+def test_folded_stem_refolds_on_a_replaced_submodule():
+    """A stem submodule replaced by one with other weights (its old
+    tensors untouched) refolds the stem."""
+    packed = pack_nasbnn(float_model(9))
+    x = images(9)
+    before = packed(x)[-1]
+    bn = copy.deepcopy(packed.stem.bn)
+    bn.running_var.mul_(4)
+    packed.stem.bn = bn
+    after = packed(x)[-1]
+    assert not torch.equal(after, before)
+    assert torch.equal(after, copy.deepcopy(packed)(x)[-1])

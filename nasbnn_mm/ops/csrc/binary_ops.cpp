@@ -199,6 +199,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            py::arg("x"), py::arg("keep"),
            "Run every block; the outputs of the blocks in keep.")
       .def("__len__", &nasbnn::BlockChain::size);
+  py::class_<nasbnn::TensorWatch>(m, "TensorWatch")
+      .def(py::init<std::vector<at::Tensor>>(), py::arg("tensors"))
+      .def("changed", &nasbnn::TensorWatch::changed,
+           "Whether a tensor moved or was written in place since.")
+      .def("__len__", &nasbnn::TensorWatch::size);
   m.def("rprelu_pack", &nasbnn::rprelu_pack, py::arg("x"),
         py::arg("act_bias_in"), py::arg("act_weight"),
         py::arg("act_bias_out"), py::arg("pack_groups") = 1,

@@ -116,6 +116,22 @@ class BlockChain {
   std::vector<BlockArgs> blocks_;
 };
 
+// Whether tensors changed since the watch was made: another storage
+// (data pointer) or an in-place write (version counter). One call checks
+// them all, so a forward that caches what it derived from them pays
+// microseconds, not a Python loop over them.
+class TensorWatch {
+ public:
+  explicit TensorWatch(std::vector<Tensor> tensors);
+  bool changed() const;
+  int64_t size() const { return static_cast<int64_t>(tensors_.size()); }
+
+ private:
+  std::vector<Tensor> tensors_;
+  std::vector<const void*> data_;
+  std::vector<int64_t> versions_;
+};
+
 std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        const Tensor& act_bias_in,
                                        const Tensor& act_weight,

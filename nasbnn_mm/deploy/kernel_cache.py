@@ -1,0 +1,128 @@
+"""What :class:`~nasbnn_mm.deploy.PackedNASBNN` derives from its modules
+for the kernels, and the checks that tell when to derive it again.
+
+The checks run on every forward, so they are one extension call each
+(:func:`~nasbnn_mm.ops.fused.tensor_watch`) plus, for the stem, an
+identity check of its module dictionaries done in C (``map`` over
+``operator.is_``): in the benchmark's round-robin, where the interpreter's
+memory is out of the caches, the Python loops they replace cost A ~3 % of
+its forward (docs/benchmarks_packed.md, stop 26).
+"""
+import itertools
+import operator
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch.nn as nn
+from torch import Tensor
+
+from nasbnn_mm.ops import QuantizedStemParams
+from nasbnn_mm.ops import fused as ops
+from .packed_layers import PackedSeparableBlock, PlanTracked
+from .packed_stem import fold_quantized_stem
+
+__all__ = ['KernelCache']
+
+
+class KernelCache:
+    """The folded stem, the blocks' kernel arguments and their
+    :func:`~nasbnn_mm.ops.fused.block_chain`, each rebuilt when what it was
+    derived from changed:
+
+    - the folded stem (:meth:`stem_params`): for another image size; when
+      a stem tensor was written in place or moved to another storage; or
+      when a stem module's parameter, buffer or submodule was replaced;
+    - the kernel plan (:meth:`block_plan`): when a packed layer changed
+      (:class:`PlanTracked` epoch) or a weight's bits were written in
+      place.
+
+    Holds extension objects, so it cannot be pickled: copies and pickles of
+    a ``PackedNASBNN`` get a new, empty one.
+    """
+
+    def __init__(self) -> None:
+        self.stem: Optional[QuantizedStemParams] = None
+        self._stem_size: Optional[Tuple[int, ...]] = None
+        # Every entry of the stem modules' _parameters, _buffers and
+        # _modules dicts at the fold: the dict, the name, the value.
+        self._stem_dicts: List[dict] = []
+        self._stem_names: List[str] = []
+        self._stem_values: list = []
+        self._stem_watch = None
+        self.plan: List[Tuple[PackedSeparableBlock, tuple]] = []
+        self.chain = None
+        # The first block's (groups, RSign shift): the stem packs for it.
+        self.first_pack: Tuple[int, Optional[Tensor]] = (1, None)
+        self._plan_epoch: Optional[int] = None
+        self._plan_watch = None
+        self._keep: Dict[tuple, Optional[List[int]]] = {}
+
+    def stem_params(self, stem: nn.Module, x: Tensor) -> QuantizedStemParams:
+        """``stem`` folded for :func:`~nasbnn_mm.ops.quantized_stem`
+        (:func:`fold_quantized_stem`) for images like ``x``."""
+        if (x.shape[1:] == self._stem_size and all(
+                map(operator.is_,
+                    map(dict.get, self._stem_dicts, self._stem_names),
+                    self._stem_values)) and not self._stem_watch.changed()):
+            return self.stem
+        self.stem = fold_quantized_stem(stem, x)
+        self._stem_size = x.shape[1:]
+        entries = [(d, name, value) for module in stem.modules()
+                   for d in (module._parameters, module._buffers,
+                             module._modules) for name, value in d.items()]
+        self._stem_dicts, self._stem_names, self._stem_values = (
+            [list(column) for column in zip(*entries)] if entries else
+            ([], [], []))
+        self._stem_watch = ops.tensor_watch(
+            [v for v in self._stem_values if isinstance(v, Tensor)])
+        return self.stem
+
+    def block_plan(
+        self, stages: Sequence[Sequence[PackedSeparableBlock]]
+    ) -> List[Tuple[PackedSeparableBlock, tuple]]:
+        """Per block of ``stages`` (in order): the block and its
+        ``binary_block_args``; :attr:`chain` runs them."""
+        if (PlanTracked.epoch == self._plan_epoch
+                and not self._plan_watch.changed()):
+            return self.plan
+        blocks = [block for stage in stages for block in stage]
+        plan = []
+        for k, block in enumerate(blocks):
+            nxt = blocks[k + 1] if k + 1 < len(blocks) else None
+            plan.append((block,
+                         ops.binary_block_args(
+                             block.conv1.params(), block.conv2.params(),
+                             block.sign2.bias, block.stride == 2,
+                             0 if nxt is None else nxt.conv1.groups,
+                             None if nxt is None else nxt.sign1.bias)))
+        self.plan = plan
+        self.chain = ops.block_chain([args for _, args in plan])
+        self.first_pack = (blocks[0].conv1.groups, blocks[0].sign1.bias)
+        # NOTE: read after building: params() may cache blocked weights,
+        # which advances the epoch.
+        self._plan_watch = ops.tensor_watch([
+            conv.weight_bits for block in blocks
+            for conv in (block.conv1, block.conv2)
+        ])
+        self._plan_epoch = PlanTracked.epoch
+        return plan
+
+    def chain_outputs(self, stages: Sequence[Sequence[PackedSeparableBlock]],
+                      height: int, width: int,
+                      indices: Sequence[int]) -> Optional[List[int]]:
+        """The blocks whose outputs are the stages ``indices`` (stem output
+        ``height`` x ``width``); None if a stride-2 block meets an odd size
+        (the fused epilogue pools even sizes only)."""
+        key = (height, width, tuple(indices))
+        if key not in self._keep:
+            strides = [[block.stride for block in stage] for stage in stages]
+            ends = list(itertools.accumulate(len(s) for s in strides))
+            sizes = [height, width]
+            for stride in itertools.chain(*strides):
+                if stride == 2 and (sizes[0] % 2 or sizes[1] % 2):
+                    break
+                sizes = [v // stride for v in sizes]
+            else:
+                self._keep[key] = [
+                    end - 1 for i, end in enumerate(ends) if i in indices
+                ]
+        return self._keep.setdefault(key, None)
