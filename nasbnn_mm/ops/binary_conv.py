@@ -103,8 +103,7 @@ def kernel_threads() -> int:
 
 def cpu_features() -> Dict[str, bool]:
     """The CPU flags the dispatcher looks at (popcnt, avx2; avx512f,
-    avx512vpopcntdq and avx512ifma: the AVX-512 path; avx512vnni: the
-    8-bit stem)."""
+    avx512vpopcntdq, avx512ifma; avx512vnni: the 8-bit stem)."""
     return dict(load_ext().cpu_features())
 
 
