@@ -96,6 +96,7 @@ class KernelCache:
                              None if nxt is None else nxt.sign1.bias)))
         self.plan = plan
         self.chain = ops.block_chain([args for _, args in plan])
+        self._keep.clear()  # the blocks' strides may have changed
         self.first_pack = (blocks[0].conv1.groups, blocks[0].sign1.bias)
         # NOTE: read after building: params() may cache blocked weights,
         # which advances the epoch.

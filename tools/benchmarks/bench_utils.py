@@ -24,7 +24,8 @@ from nasbnn_mm.ops import binary_conv as ops
 
 __all__ = [
     'time_round_robin', 'spread', 'summarize', 'load_average', 'cpu_info',
-    'untrained', 'packed_classifier', 'FP_ARMS', 'fp32_reference'
+    'untrained', 'packed_classifier', 'FP_ARMS', 'fp32_reference',
+    'fp32_networks'
 ]
 
 # torchvision constructors of the fp32 reference arms.
@@ -144,3 +145,18 @@ def fp32_reference(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     model = FP_ARMS[name](weights=None).eval()
     return model.to(memory_format=torch.channels_last)
+
+
+def fp32_networks(x: torch.Tensor, seed: int = 0) -> Callable[[], None]:
+    """A function that runs every fp32 reference network on ``x``
+    (channels_last, ``inference_mode``): what runs between two forwards of
+    a packed model in :mod:`benchmark_packed_vs_fp`'s round-robin."""
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    nets = [fp32_reference(name, seed) for name in FP_ARMS]
+
+    def run() -> None:
+        with torch.inference_mode():
+            for net in nets:
+                net(x_cl)
+
+    return run

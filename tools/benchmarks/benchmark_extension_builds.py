@@ -42,7 +42,7 @@ from types import ModuleType
 from typing import Callable, Dict, List, Optional
 
 import torch
-from bench_utils import (FP_ARMS, cpu_info, fp32_reference, load_average,
+from bench_utils import (cpu_info, fp32_networks, load_average,
                          packed_classifier, spread, summarize)
 
 from nasbnn_mm.ops import binary_conv
@@ -151,14 +151,9 @@ def worker_main(args: argparse.Namespace) -> int:
         return 2
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(1, 3, args.input_size, args.input_size, generator=gen)
-    nets = ([fp32_reference(name, args.seed)
-             for name in FP_ARMS] if args.between == 'fp32' else [])
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-
-    def before() -> None:
-        for net in nets:
-            net(x_cl)
-
+    before = (
+        fp32_networks(x, args.seed) if args.between == 'fp32' else
+        (lambda: None))
     with torch.inference_mode():
         digests = {p: digest(m.logits(x)) for p, m in models.items()}
         print(

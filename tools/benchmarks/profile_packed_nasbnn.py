@@ -39,7 +39,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
-from bench_utils import (FP_ARMS, cpu_info, fp32_reference, load_average,
+from bench_utils import (cpu_info, fp32_networks, load_average,
                          packed_classifier, summarize, time_round_robin)
 from torch.profiler import ProfilerActivity, profile
 
@@ -183,14 +183,7 @@ def between_fp32(arms: Dict[str, Callable[[], None]], x: torch.Tensor,
                  seed: int) -> Dict[str, Callable[[], None]]:
     """``arms`` with the fp32 reference networks run before each of them
     (as arms of their own, whose times are ignored)."""
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    nets = [fp32_reference(name, seed) for name in FP_ARMS]
-
-    def run_nets() -> None:
-        with torch.inference_mode():
-            for net in nets:
-                net(x_cl)
-
+    run_nets = fp32_networks(x, seed)
     interleaved: Dict[str, Callable[[], None]] = {}
     for name, fn in arms.items():
         interleaved[f'fp32 before {name}'] = run_nets
