@@ -17,10 +17,33 @@ from torch import Tensor
 
 from nasbnn_mm.ops import QuantizedStemParams
 from nasbnn_mm.ops import fused as ops
+from nasbnn_mm.ops.head import head_weight_blocks
 from .packed_layers import PackedSeparableBlock, PlanTracked
 from .packed_stem import fold_quantized_stem
 
-__all__ = ['KernelCache']
+__all__ = ['ModuleWatch', 'KernelCache']
+
+
+class ModuleWatch:
+    """Whether a module tree changed since the watch was made: one of its
+    tensors written in place or moved to another storage (one extension
+    call), or a parameter, buffer or submodule replaced (an identity check
+    of every entry of their dicts, done in C)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        entries = [(d, name, value) for m in module.modules()
+                   for d in (m._parameters, m._buffers, m._modules)
+                   for name, value in d.items()]
+        self._dicts, self._names, self._values = (
+            [list(column) for column in zip(*entries)] if entries else
+            ([], [], []))
+        self._tensors = ops.tensor_watch(
+            [v for v in self._values if isinstance(v, Tensor)])
+
+    def changed(self) -> bool:
+        return not all(
+            map(operator.is_, map(dict.get, self._dicts, self._names),
+                self._values)) or self._tensors.changed()
 
 
 class KernelCache:
@@ -33,7 +56,9 @@ class KernelCache:
       when a stem module's parameter, buffer or submodule was replaced;
     - the kernel plan (:meth:`block_plan`): when a packed layer changed
       (:class:`PlanTracked` epoch) or a weight's bits were written in
-      place.
+      place;
+    - the classifier's weight blocks (:meth:`head`): when the classifier
+      changed as the stem can.
 
     Holds extension objects, so it cannot be pickled: copies and pickles of
     a ``PackedNASBNN`` get a new, empty one.
@@ -42,12 +67,10 @@ class KernelCache:
     def __init__(self) -> None:
         self.stem: Optional[QuantizedStemParams] = None
         self._stem_size: Optional[Tuple[int, ...]] = None
-        # Every entry of the stem modules' _parameters, _buffers and
-        # _modules dicts at the fold: the dict, the name, the value.
-        self._stem_dicts: List[dict] = []
-        self._stem_names: List[str] = []
-        self._stem_values: list = []
-        self._stem_watch = None
+        self._stem_watch: Optional[ModuleWatch] = None
+        self._head: Optional[Tuple[Tensor, Tensor]] = None
+        self._head_fc: Optional[nn.Linear] = None
+        self._head_watch: Optional[ModuleWatch] = None
         self.plan: List[Tuple[PackedSeparableBlock, tuple]] = []
         self.chain = None
         # The first block's (groups, RSign shift): the stem packs for it.
@@ -59,22 +82,26 @@ class KernelCache:
     def stem_params(self, stem: nn.Module, x: Tensor) -> QuantizedStemParams:
         """``stem`` folded for :func:`~nasbnn_mm.ops.quantized_stem`
         (:func:`fold_quantized_stem`) for images like ``x``."""
-        if (x.shape[1:] == self._stem_size and all(
-                map(operator.is_,
-                    map(dict.get, self._stem_dicts, self._stem_names),
-                    self._stem_values)) and not self._stem_watch.changed()):
+        if x.shape[1:] == self._stem_size and not self._stem_watch.changed():
             return self.stem
         self.stem = fold_quantized_stem(stem, x)
         self._stem_size = x.shape[1:]
-        entries = [(d, name, value) for module in stem.modules()
-                   for d in (module._parameters, module._buffers,
-                             module._modules) for name, value in d.items()]
-        self._stem_dicts, self._stem_names, self._stem_values = (
-            [list(column) for column in zip(*entries)] if entries else
-            ([], [], []))
-        self._stem_watch = ops.tensor_watch(
-            [v for v in self._stem_values if isinstance(v, Tensor)])
+        self._stem_watch = ModuleWatch(stem)
         return self.stem
+
+    def head(self, fc: nn.Linear) -> Tuple[Tensor, Tensor]:
+        """``fc``'s :func:`~nasbnn_mm.ops.head.head_weight_blocks` and its
+        bias (zeros without one), for
+        :func:`~nasbnn_mm.ops.head.classifier_head`."""
+        if (self._head is None or fc is not self._head_fc
+                or self._head_watch.changed()):
+            weight = fc.weight.detach()
+            bias = (
+                weight.new_zeros(weight.shape[0])
+                if fc.bias is None else fc.bias.detach().contiguous())
+            self._head = (head_weight_blocks(weight), bias)
+            self._head_fc, self._head_watch = fc, ModuleWatch(fc)
+        return self._head
 
     def block_plan(
         self, stages: Sequence[Sequence[PackedSeparableBlock]]

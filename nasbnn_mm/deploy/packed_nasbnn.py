@@ -12,7 +12,6 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from nasbnn_mm.models.backbones import NASBNN, BaseSubnet
@@ -20,6 +19,7 @@ from nasbnn_mm.nas import DEFAULT_SPACE, ArchType
 from nasbnn_mm.ops import QuantizedStemParams
 from nasbnn_mm.ops import fused as ops
 from nasbnn_mm.ops.binary_conv import pack_activation
+from nasbnn_mm.ops.head import classifier_head, classifier_head_ref
 from nasbnn_mm.ops.stem import quantized_stem, quantized_stem_ref
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import OptMultiConfig
@@ -251,7 +251,10 @@ class PackedNASBNN(BaseSubnet):
     @torch.no_grad()
     def logits(self, x: Tensor, reference: bool = False) -> Tensor:
         """Classifier logits: global average pooling of the last stage, then
-        ``fc`` (as MMPretrain's GlobalAveragePooling + LinearClsHead).
+        ``fc`` (as MMPretrain's GlobalAveragePooling + LinearClsHead), in
+        one :func:`~nasbnn_mm.ops.head.classifier_head` call (its fixed
+        summation order: the logits differ from ``fc(pool(x))``'s in the
+        last bits).
 
         Returns:
             Tensor: (N, num_classes).
@@ -260,7 +263,10 @@ class PackedNASBNN(BaseSubnet):
             raise ValueError('logits: built without num_classes (no fc)')
         last = len(self.stages) - 1
         feat = self._stages(x, (last, ), reference)[-1]
-        return self.fc(F.adaptive_avg_pool2d(feat, 1).flatten(1))
+        weight_blocks, bias = self._kernels.head(self.fc)
+        if reference:
+            return classifier_head_ref(feat, self.fc.weight, bias)
+        return classifier_head(feat, weight_blocks, bias)
 
     def size_report(self) -> Dict[str, float]:
         """Sizes of the binary weights, packed and as fp32.

@@ -19,6 +19,7 @@ from .fused import (BinaryConvParams, binary_block, binary_block_args,
                     binary_block_prepared, binary_block_ref,
                     binary_conv2d_pack, binary_conv2d_pack_ref, rprelu_pack,
                     rprelu_pack_ref)
+from .head import classifier_head, classifier_head_ref, head_weight_blocks
 from .roi_align import roi_align_nhwc
 from .stem import QuantizedStemParams, quantized_stem, quantized_stem_ref
 
@@ -33,5 +34,6 @@ __all__ = [
     'binary_conv2d_pack_ref', 'binary_block', 'binary_block_args',
     'binary_block_prepared', 'binary_block_ref', 'rprelu_pack',
     'rprelu_pack_ref', 'roi_align_nhwc', 'QuantizedStemParams',
-    'quantized_stem', 'quantized_stem_ref'
+    'quantized_stem', 'quantized_stem_ref', 'head_weight_blocks',
+    'classifier_head', 'classifier_head_ref'
 ]

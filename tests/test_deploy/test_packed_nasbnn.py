@@ -235,3 +235,26 @@ def test_detector_with_packed_backbone():
                     scale_factor=(1., 1.)))
             result = packed_det.predict(x, [sample])[0]
         assert result.pred_instances.bboxes.shape[1] == 4
+
+
+@torch.no_grad()
+def test_cached_classifier_follows_fc_changes():
+    """The classifier's weight blocks are cached; an in-place write, a
+    replaced bias and a classifier without bias are seen (logits equal the
+    reference path's, which reads fc directly)."""
+    backbone, fc = float_pair(ARCH, 5)
+    packed = pack_nasbnn(backbone, fc)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    before = packed.logits(x)
+    packed.fc.weight.mul_(-1)
+    after = packed.logits(x)
+    assert not torch.equal(after, before)
+    assert torch.equal(after, packed.logits(x, reference=True))
+    packed.fc.bias = nn.Parameter(packed.fc.bias + 1)
+    shifted = packed.logits(x)
+    torch.testing.assert_close(shifted, after + 1)
+    assert torch.equal(shifted, packed.logits(x, reference=True))
+    packed.fc = nn.Linear(packed.fc.in_features, 3, bias=False)
+    logits = packed.logits(x)
+    assert logits.shape == (2, 3)
+    assert torch.equal(logits, packed.logits(x, reference=True))

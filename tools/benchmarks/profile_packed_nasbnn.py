@@ -10,9 +10,9 @@ call), into:
   achieved BOPs per second;
 - the other kernel calls (the folded stem, ``quantized_stem``, or the
   float stem's fused RPReLU and packing; packing where a block runs
-  alone);
-- everything outside the kernels in one row (classifier, pooling,
-  Python; the float stem's convolution and BN where it is not folded).
+  alone; the pooling and classifier, ``classifier_head``);
+- everything outside the kernels in one row (Python, the kernel cache's
+  checks; the float stem's convolution and BN where it is not folded).
 
 With ``--between fp32`` each timed forward runs right after the fp32
 reference networks of ``benchmark_packed_vs_fp.py`` (MobileNetV3-Large,
@@ -172,8 +172,7 @@ def attribute(events: List[Event], total: float) -> List[dict]:
         dict(
             name='outside kernels',
             seconds=total - sum(k.seconds for k in events),
-            category='outside kernels (classifier, pooling, Python, '
-            'unfolded stem)',
+            category='outside kernels (Python, checks, unfolded stem)',
             shape='',
             bops=0))
     return rows

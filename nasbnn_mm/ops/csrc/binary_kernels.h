@@ -132,6 +132,22 @@ struct StemArgs {
   const int32_t* w_offset;
 };
 
+// The classifier head of a packed NAS-BNN (classifier_head): global
+// average pooling of the last stage, then the fully connected layer, each
+// sum in one fixed order (head_driver.inc), so every path and thread count
+// gives the same bits.
+struct HeadArgs {
+  const float* feat;  // (N, H * W, C) the last stage, channels_last
+  int64_t batch, pixels, channels;
+  // (ceil(O / 16), C, 16): output o's weights at [o / 16][k][o % 16], 0
+  // past O; and the bias (O)
+  const float* weight_blocks;
+  const float* bias;
+  int64_t outputs;
+  float* pooled;  // (N, C)
+  float* out;     // (N, O)
+};
+
 // One instruction set: convolution over output rows [begin, end) of
 // N * OH, the 1x1/stride-1/no-padding case as a GEMM over output pixels
 // [begin, end) of N * OH * OW, both for the weight blocks [block_begin,
@@ -152,6 +168,10 @@ struct Kernels {
   // output rows [begin, end) of N * OH from them.
   bool (*stem_quantize_u8)(const StemArgs&, int64_t, int64_t);
   void (*stem_rows_u8)(const StemArgs&, int64_t, int64_t);
+  // Head: pooled features of images [begin, end); logits of the 16-output
+  // blocks [begin, end) of every image.
+  void (*head_pool)(const HeadArgs&, int64_t, int64_t);
+  void (*head_fc)(const HeadArgs&, int64_t, int64_t);
 };
 
 const Kernels& scalar_kernels();

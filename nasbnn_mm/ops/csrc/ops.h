@@ -152,6 +152,13 @@ std::tuple<Tensor, Tensor> quantized_stem(
     const Tensor& act_weight, const Tensor& act_bias_out,
     int64_t pack_groups, const OptTensor& pack_bias);
 
+// The classifier head: global average pooling of feat (N, C, H, W) in
+// channels_last memory, then the fully connected layer of weight_blocks
+// (ceil(O / 16), C, 16) and bias (O); (N, O) in the fixed summation order
+// of classifier_head_ref.
+Tensor classifier_head(const Tensor& feat, const Tensor& weight_blocks,
+                       const Tensor& bias);
+
 // Average RoIAlign of a (N, C, H, W) float32 map (read in channels_last
 // memory) over (K, 5) RoIs (batch index, x1, y1, x2, y2): (K, C, PH, PW)
 // contiguous, equal to MMCV's and torchvision's CPU RoIAlign.
