@@ -18,6 +18,7 @@ from torch import Tensor
 from nasbnn_mm.ops import QuantizedStemParams
 from nasbnn_mm.ops import fused as ops
 from nasbnn_mm.ops.head import head_weight_blocks
+from nasbnn_mm.ops.stem import quantized_stem_args
 from .packed_layers import PackedSeparableBlock, PlanTracked
 from .packed_stem import fold_quantized_stem
 
@@ -37,13 +38,17 @@ class ModuleWatch:
         self._dicts, self._names, self._values = (
             [list(column) for column in zip(*entries)] if entries else
             ([], [], []))
-        self._tensors = ops.tensor_watch(
-            [v for v in self._values if isinstance(v, Tensor)])
+        self.tensors = [v for v in self._values if isinstance(v, Tensor)]
+        self._watch = ops.tensor_watch(self.tensors)
+
+    def same_entries(self) -> bool:
+        """No parameter, buffer or submodule replaced."""
+        return all(
+            map(operator.is_, map(dict.get, self._dicts, self._names),
+                self._values))
 
     def changed(self) -> bool:
-        return not all(
-            map(operator.is_, map(dict.get, self._dicts, self._names),
-                self._values)) or self._tensors.changed()
+        return not self.same_entries() or self._watch.changed()
 
 
 class KernelCache:
@@ -58,7 +63,11 @@ class KernelCache:
       (:class:`PlanTracked` epoch) or a weight's bits were written in
       place;
     - the classifier's weight blocks (:meth:`head`): when the classifier
-      changed as the stem can.
+      changed as the stem can;
+    - the logits in one call (:meth:`fast_logits`, made by
+      :meth:`prepare_logits`): when any of the above was rebuilt, for
+      another input shape, or when what they derive from changed (checked
+      by the object itself, :func:`~nasbnn_mm.ops.fused.packed_logits`).
 
     Holds extension objects, so it cannot be pickled: copies and pickles of
     a ``PackedNASBNN`` get a new, empty one.
@@ -67,7 +76,15 @@ class KernelCache:
     def __init__(self) -> None:
         self.stem: Optional[QuantizedStemParams] = None
         self._stem_size: Optional[Tuple[int, ...]] = None
+        self._stem_module: Optional[nn.Module] = None
         self._stem_watch: Optional[ModuleWatch] = None
+        # Advanced by every rebuild of the stem, the plan or the head.
+        self._generation = 0
+        self._logits = None
+        self._logits_key: Optional[tuple] = None
+        # Whether the last forward ran its batch in one chunk, every block
+        # in the chain (set by PackedNASBNN).
+        self.chained = False
         self._head: Optional[Tuple[Tensor, Tensor]] = None
         self._head_fc: Optional[nn.Linear] = None
         self._head_watch: Optional[ModuleWatch] = None
@@ -76,17 +93,20 @@ class KernelCache:
         # The first block's (groups, RSign shift): the stem packs for it.
         self.first_pack: Tuple[int, Optional[Tensor]] = (1, None)
         self._plan_epoch: Optional[int] = None
+        self._plan_tensors: List[Tensor] = []
         self._plan_watch = None
         self._keep: Dict[tuple, Optional[List[int]]] = {}
 
     def stem_params(self, stem: nn.Module, x: Tensor) -> QuantizedStemParams:
         """``stem`` folded for :func:`~nasbnn_mm.ops.quantized_stem`
         (:func:`fold_quantized_stem`) for images like ``x``."""
-        if x.shape[1:] == self._stem_size and not self._stem_watch.changed():
+        if (x.shape[1:] == self._stem_size and stem is self._stem_module
+                and not self._stem_watch.changed()):
             return self.stem
         self.stem = fold_quantized_stem(stem, x)
         self._stem_size = x.shape[1:]
-        self._stem_watch = ModuleWatch(stem)
+        self._stem_module, self._stem_watch = stem, ModuleWatch(stem)
+        self._generation += 1
         return self.stem
 
     def head(self, fc: nn.Linear) -> Tuple[Tensor, Tensor]:
@@ -101,7 +121,31 @@ class KernelCache:
                 if fc.bias is None else fc.bias.detach().contiguous())
             self._head = (head_weight_blocks(weight), bias)
             self._head_fc, self._head_watch = fc, ModuleWatch(fc)
+            self._generation += 1
         return self._head
+
+    def fast_logits(self, stem: nn.Module, fc: nn.Linear,
+                    x: Tensor) -> Optional[Tensor]:
+        """The logits of ``x`` in one extension call, if
+        :meth:`prepare_logits` made that call for the current stem, plan,
+        classifier and input shape and nothing changed since; else None."""
+        if (self._logits_key != (x.shape, self._generation, PlanTracked.epoch)
+                or stem is not self._stem_module or fc is not self._head_fc
+                or not self._stem_watch.same_entries()
+                or not self._head_watch.same_entries()):
+            return None
+        return self._logits.run(x)
+
+    def prepare_logits(self, x: Tensor) -> None:
+        """Make :meth:`fast_logits`'s call for inputs shaped as ``x`` from
+        the stem, plan and head just used (the blocks all in the chain, the
+        batch in one chunk)."""
+        self._logits = ops.packed_logits(
+            quantized_stem_args(self.stem, *self.first_pack),
+            [args
+             for _, args in self.plan], *self._head, self._stem_watch.tensors +
+            self._plan_tensors + self._head_watch.tensors)
+        self._logits_key = (x.shape, self._generation, PlanTracked.epoch)
 
     def block_plan(
         self, stages: Sequence[Sequence[PackedSeparableBlock]]
@@ -127,11 +171,13 @@ class KernelCache:
         self.first_pack = (blocks[0].conv1.groups, blocks[0].sign1.bias)
         # NOTE: read after building: params() may cache blocked weights,
         # which advances the epoch.
-        self._plan_watch = ops.tensor_watch([
+        self._plan_tensors = [
             conv.weight_bits for block in blocks
             for conv in (block.conv1, block.conv2)
-        ])
+        ]
+        self._plan_watch = ops.tensor_watch(self._plan_tensors)
         self._plan_epoch = PlanTracked.epoch
+        self._generation += 1
         return plan
 
     def chain_outputs(self, stages: Sequence[Sequence[PackedSeparableBlock]],

@@ -32,8 +32,8 @@ from .binary_conv import (binary_conv2d_ref, block_weight, load_ext,
 __all__ = [
     'BinaryConvParams', 'binary_conv2d_pack', 'binary_conv2d_pack_ref',
     'binary_block', 'binary_block_args', 'binary_block_prepared',
-    'block_chain', 'tensor_watch', 'binary_block_ref', 'rprelu_pack',
-    'rprelu_pack_ref'
+    'block_chain', 'packed_logits', 'tensor_watch', 'binary_block_ref',
+    'rprelu_pack', 'rprelu_pack_ref'
 ]
 
 
@@ -217,6 +217,19 @@ def block_chain(blocks: Sequence[tuple]):
     keep)`` runs them all and returns the outputs of the blocks ``keep``
     (increasing indices): one call instead of one per block."""
     return load_ext().BlockChain(list(blocks))
+
+
+def packed_logits(stem: tuple, blocks: Sequence[tuple],
+                  head_weight_blocks: Tensor, head_bias: Tensor,
+                  watched: Sequence[Tensor]):
+    """A packed NAS-BNN's logits as one extension object: ``run(x)`` runs
+    the stem (``stem``: :func:`~nasbnn_mm.ops.stem.quantized_stem_args`),
+    every block (their :func:`binary_block_args`) and
+    :func:`~nasbnn_mm.ops.head.classifier_head` in one call, or returns
+    None once a tensor of ``watched`` was written in place or moved (see
+    :func:`tensor_watch`)."""
+    return load_ext().PackedLogits(stem, list(blocks), head_weight_blocks,
+                                   head_bias, list(watched))
 
 
 def tensor_watch(tensors: Sequence[Tensor]):

@@ -12,7 +12,6 @@ the logits differ from theirs in the last bits, and a fixed order lets
 and :func:`classifier_head_ref` give the very same bits on every path and
 thread count.
 """
-import torch
 from torch import Tensor
 
 from .binary_conv import load_ext
@@ -36,7 +35,7 @@ def head_weight_blocks(weight: Tensor) -> Tensor:
 
 def classifier_head(feat: Tensor, weight_blocks: Tensor,
                     bias: Tensor) -> Tensor:
-    """Logits of the (N, C, H, W) float32 last stage (channels_last
+    """Logits of the (N, C, H, W) float32 last stage (read in channels_last
     memory): global average pooling, then the fully connected layer of
     :func:`head_weight_blocks` and ``bias`` (O, ).
 
@@ -45,9 +44,7 @@ def classifier_head(feat: Tensor, weight_blocks: Tensor,
     Returns:
         Tensor: (N, O) float32.
     """
-    return load_ext().classifier_head(
-        feat.contiguous(memory_format=torch.channels_last), weight_blocks,
-        bias)
+    return load_ext().classifier_head(feat, weight_blocks, bias)
 
 
 def classifier_head_ref(feat: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

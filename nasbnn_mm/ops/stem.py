@@ -24,7 +24,10 @@ from torch import Tensor
 from .binary_conv import load_ext
 from .fused import rprelu_pack_ref
 
-__all__ = ['QuantizedStemParams', 'quantized_stem', 'quantized_stem_ref']
+__all__ = [
+    'QuantizedStemParams', 'quantized_stem', 'quantized_stem_args',
+    'quantized_stem_ref'
+]
 
 
 class QuantizedStemParams(NamedTuple):
@@ -69,13 +72,21 @@ def quantized_stem(
         tuple[Tensor, Tensor]: (N, C_out, OH, OW) float32 in channels_last
         memory and (N, OH, OW, pack_groups * Wg) uint64.
     """
+    return load_ext().quantized_stem(
+        x, *quantized_stem_args(params, pack_groups, pack_bias))
+
+
+def quantized_stem_args(params: QuantizedStemParams,
+                        pack_groups: int = 1,
+                        pack_bias: Optional[Tensor] = None) -> tuple:
+    """The arguments of the extension's ``quantized_stem`` after ``x`` (see
+    :func:`quantized_stem`), as :func:`~nasbnn_mm.ops.fused.packed_logits`
+    takes them."""
     p = params
     bias_in, weight, bias_out = p.act
-    return load_ext().quantized_stem(x, p.step is not None, p.step or 0.0,
-                                     p.q_min, p.q_max, p.weight_codes,
-                                     p.stride, p.padding, p.scale, p.shift,
-                                     bias_in, weight, bias_out, pack_groups,
-                                     pack_bias)
+    return (p.step is not None, p.step or 0.0, p.q_min, p.q_max,
+            p.weight_codes, p.stride, p.padding, p.scale, p.shift, bias_in,
+            weight, bias_out, pack_groups, pack_bias)
 
 
 def quantized_stem_ref(

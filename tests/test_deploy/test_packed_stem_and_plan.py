@@ -205,3 +205,55 @@ def test_folded_stem_refolds_on_a_replaced_submodule():
     after = packed(x)[-1]
     assert not torch.equal(after, before)
     assert torch.equal(after, copy.deepcopy(packed)(x)[-1])
+
+
+@torch.no_grad()
+def test_logits_in_one_call_follow_every_change(monkeypatch):
+    """The second logits call on inputs of a shape runs in one extension
+    call (no Python forward); after each kind of change its logits still
+    equal the reference ops' (a stale call would not)."""
+    backbone = float_model(11)
+    torch.manual_seed(11)
+    packed = pack_nasbnn(backbone, nn.Linear(128, 10))
+    x = images(11)
+
+    def check():
+        logits = packed.logits(x)
+        assert torch.equal(logits, packed.logits(x, reference=True))
+        return logits
+
+    first = check()
+    forward = packed._stages
+    monkeypatch.setattr(packed, '_stages', None)  # the Python forward
+    assert torch.equal(packed.logits(x), first)
+    monkeypatch.setattr(packed, '_stages', forward)
+    # another batch size and image size
+    assert check().shape == (2, 10)
+    packed.logits(torch.cat([x, x]))
+    assert torch.equal(packed.logits(torch.cat([x, x]))[2:], first)
+    packed.logits(images(12, size=40))
+    assert torch.equal(check(), first)
+    # the stem: a buffer in place, a replaced parameter, a forward that
+    # refolds it first
+    packed.stem.bn.running_mean.add_(0.5)
+    assert not torch.equal(check(), first)
+    packed.stem.act.weight = nn.Parameter(packed.stem.act.weight * -2)
+    check()
+    packed.stem.bn.running_var.mul_(2)
+    packed(x)
+    check()
+    # the blocks: weight bits in place, a replaced buffer and block
+    conv = packed.stages[0][1].conv1
+    conv.weight_bits.copy_(
+        conv.weight_bits.view(torch.int64).bitwise_not().view(torch.uint64))
+    check()
+    packed.stages[2][1].conv2.bias = torch.randn(128)
+    check()
+    packed.stages[1][0] = PackedSeparableBlock.from_float(
+        float_model(4).stages[1][0])
+    check()
+    # the classifier: in place, replaced
+    packed.fc.bias.add_(1)
+    check()
+    packed.fc = nn.Linear(128, 3)
+    assert check().shape == (2, 3)

@@ -149,6 +149,22 @@ BlockArgs block_args(const pybind11::tuple& t) {
                    opt(18)};
 }
 
+// StemCall from the tuple of stem.quantized_stem_args (14 items).
+StemCall stem_call(const pybind11::tuple& t) {
+  TORCH_CHECK(t.size() == 14,
+              "PackedLogits: the stem must be the tuple of "
+              "quantized_stem_args, got ", t.size(), " items");
+  return StemCall{t[0].cast<bool>(),    t[1].cast<double>(),
+                  t[2].cast<int64_t>(), t[3].cast<int64_t>(),
+                  t[4].cast<Tensor>(),  t[5].cast<int64_t>(),
+                  t[6].cast<int64_t>(), t[7].cast<Tensor>(),
+                  t[8].cast<Tensor>(),  t[9].cast<Tensor>(),
+                  t[10].cast<Tensor>(), t[11].cast<Tensor>(),
+                  t[12].cast<int64_t>(),
+                  t[13].is_none() ? OptTensor()
+                                  : OptTensor(t[13].cast<Tensor>())};
+}
+
 }  // namespace
 }  // namespace nasbnn
 
@@ -199,6 +215,26 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            py::arg("x"), py::arg("keep"),
            "Run every block; the outputs of the blocks in keep.")
       .def("__len__", &nasbnn::BlockChain::size);
+  py::class_<nasbnn::PackedLogits>(m, "PackedLogits")
+      .def(py::init([](const py::tuple& stem,
+                       const std::vector<py::tuple>& blocks,
+                       const at::Tensor& head_weight_blocks,
+                       const at::Tensor& head_bias,
+                       std::vector<at::Tensor> watched) {
+             std::vector<nasbnn::BlockArgs> args;
+             for (const py::tuple& t : blocks)
+               args.push_back(nasbnn::block_args(t));
+             return nasbnn::PackedLogits(nasbnn::stem_call(stem),
+                                         std::move(args), head_weight_blocks,
+                                         head_bias, std::move(watched));
+           }),
+           py::arg("stem"), py::arg("blocks"),
+           py::arg("head_weight_blocks"), py::arg("head_bias"),
+           py::arg("watched"),
+           "The stem (quantized_stem_args), the blocks (binary_block_args "
+           "tuples) and the classifier head, converted once.")
+      .def("run", &nasbnn::PackedLogits::run, py::arg("x"),
+           "The logits of x; None once a watched tensor changed.");
   py::class_<nasbnn::TensorWatch>(m, "TensorWatch")
       .def(py::init<std::vector<at::Tensor>>(), py::arg("tensors"))
       .def("changed", &nasbnn::TensorWatch::changed,

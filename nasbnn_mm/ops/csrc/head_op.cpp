@@ -7,14 +7,13 @@
 
 namespace nasbnn {
 
-Tensor classifier_head(const Tensor& feat, const Tensor& weight_blocks,
+Tensor classifier_head(const Tensor& map, const Tensor& weight_blocks,
                        const Tensor& bias) {
-  TORCH_CHECK(feat.device().is_cpu() && feat.scalar_type() == at::kFloat &&
-                  feat.dim() == 4 &&
-                  feat.is_contiguous(at::MemoryFormat::ChannelsLast),
+  TORCH_CHECK(map.device().is_cpu() && map.scalar_type() == at::kFloat &&
+                  map.dim() == 4,
               "classifier_head: feat must be a float32 CPU tensor (N, C, H, "
-              "W) in channels_last memory, got ", feat.scalar_type(), " ",
-              feat.sizes());
+              "W), got ", map.scalar_type(), " ", map.sizes());
+  const Tensor feat = map.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t n = feat.size(0), c = feat.size(1);
   const int64_t pixels = feat.size(2) * feat.size(3);
   const Tensor& w = weight_blocks;

@@ -116,6 +116,18 @@ class BlockChain {
   std::vector<BlockArgs> blocks_;
 };
 
+// The arguments of quantized_stem after x.
+struct StemCall {
+  bool quantize_input;
+  double step;
+  int64_t q_min, q_max;
+  Tensor weight_codes;
+  int64_t stride, padding;
+  Tensor scale, shift, act_bias_in, act_weight, act_bias_out;
+  int64_t pack_groups;
+  OptTensor pack_bias;
+};
+
 // Whether tensors changed since the watch was made: another storage
 // (data pointer) or an in-place write (version counter). One call checks
 // them all, so a forward that caches what it derived from them pays
@@ -130,6 +142,25 @@ class TensorWatch {
   std::vector<Tensor> tensors_;
   std::vector<const void*> data_;
   std::vector<int64_t> versions_;
+};
+
+// A packed NAS-BNN's classifier logits in one call: the stem, every block
+// (BlockChain) and the classifier head, on arguments converted once. The
+// tensors they were derived from are watched: run returns nothing once
+// one of them changed (the caller derives the arguments again).
+class PackedLogits {
+ public:
+  PackedLogits(StemCall stem, std::vector<BlockArgs> blocks,
+               Tensor head_weight_blocks, Tensor head_bias,
+               std::vector<Tensor> watched);
+  c10::optional<Tensor> run(const Tensor& x) const;
+
+ private:
+  StemCall stem_;
+  BlockChain chain_;
+  std::vector<int64_t> keep_;
+  Tensor head_weight_blocks_, head_bias_;
+  TensorWatch watch_;
 };
 
 std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
@@ -152,8 +183,8 @@ std::tuple<Tensor, Tensor> quantized_stem(
     const Tensor& act_weight, const Tensor& act_bias_out,
     int64_t pack_groups, const OptTensor& pack_bias);
 
-// The classifier head: global average pooling of feat (N, C, H, W) in
-// channels_last memory, then the fully connected layer of weight_blocks
+// The classifier head: global average pooling of feat (N, C, H, W) (read
+// in channels_last memory), then the fully connected layer of weight_blocks
 // (ceil(O / 16), C, 16) and bias (O); (N, O) in the fixed summation order
 // of classifier_head_ref.
 Tensor classifier_head(const Tensor& feat, const Tensor& weight_blocks,
