@@ -140,11 +140,13 @@ class KernelCache:
         """Make :meth:`fast_logits`'s call for inputs shaped as ``x`` from
         the stem, plan and head just used (the blocks all in the chain, the
         batch in one chunk)."""
+        watched = (
+            self._stem_watch.tensors + self._plan_tensors +
+            self._head_watch.tensors)
+        blocks = [args for _, args in self.plan]
         self._logits = ops.packed_logits(
-            quantized_stem_args(self.stem, *self.first_pack),
-            [args
-             for _, args in self.plan], *self._head, self._stem_watch.tensors +
-            self._plan_tensors + self._head_watch.tensors)
+            quantized_stem_args(self.stem, *self.first_pack), blocks,
+            *self._head, watched)
         self._logits_key = (x.shape, self._generation, PlanTracked.epoch)
 
     def block_plan(

@@ -9,7 +9,7 @@ namespace nasbnn {
 PackedLogits::PackedLogits(StemCall stem, std::vector<BlockArgs> blocks,
                            Tensor head_weight_blocks, Tensor head_bias,
                            std::vector<Tensor> watched)
-    : stem_(std::move(stem)),
+    : stem_(stem_weights(stem)),
       chain_(std::move(blocks)),
       keep_{chain_.size() - 1},
       head_weight_blocks_(std::move(head_weight_blocks)),
@@ -20,11 +20,7 @@ PackedLogits::PackedLogits(StemCall stem, std::vector<BlockArgs> blocks,
 
 c10::optional<Tensor> PackedLogits::run(const Tensor& x) const {
   if (watch_.changed()) return c10::nullopt;
-  const StemCall& s = stem_;
-  const auto [y, packed] = quantized_stem(
-      x, s.quantize_input, s.step, s.q_min, s.q_max, s.weight_codes,
-      s.stride, s.padding, s.scale, s.shift, s.act_bias_in, s.act_weight,
-      s.act_bias_out, s.pack_groups, s.pack_bias);
+  const auto [y, packed] = run_stem(stem_, x);
   const Tensor feat = chain_.run(packed, y, keep_)[0];
   return classifier_head(feat, head_weight_blocks_, head_bias_);
 }

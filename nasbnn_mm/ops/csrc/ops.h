@@ -128,6 +128,26 @@ struct StemCall {
   OptTensor pack_bias;
 };
 
+// quantized_stem's weight side, checked and laid out once (stem_weights):
+// the weight codes as (C_in, K, K, out_padded) float32, the per-channel
+// vectors in out_padded floats (0 past C_out), and for the 8-bit path
+// (u8: exact integer sums, codes in [-128, 127], C_in <= 4) the codes as
+// (K, K, out_padded, 4) bytes and 128 x each channel's code sum.
+struct StemWeights {
+  StemCall call;
+  bool exact;
+  int64_t cin, cout, k, out_padded;
+  Tensor w_t;
+  std::vector<float> scale, shift, act_bias_in, act_weight, act_bias_out,
+      pack_bias;
+  std::vector<int8_t> w_s8;
+  std::vector<int32_t> w_offset;
+  bool u8 = false;
+};
+StemWeights stem_weights(const StemCall& call);
+// The stem of images x (N, C_in, H, W): as quantized_stem.
+std::tuple<Tensor, Tensor> run_stem(const StemWeights& stem, const Tensor& x);
+
 // Whether tensors changed since the watch was made: another storage
 // (data pointer) or an in-place write (version counter). One call checks
 // them all, so a forward that caches what it derived from them pays
@@ -156,7 +176,7 @@ class PackedLogits {
   c10::optional<Tensor> run(const Tensor& x) const;
 
  private:
-  StemCall stem_;
+  StemWeights stem_;
   BlockChain chain_;
   std::vector<int64_t> keep_;
   Tensor head_weight_blocks_, head_bias_;
