@@ -258,9 +258,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "memory, and the packed signs of the output.");
   m.def("classifier_head", &nasbnn::classifier_head, py::arg("feat"),
         py::arg("weight_blocks"), py::arg("bias"),
-        "Global average pooling of a channels_last (N, C, H, W) float32 "
-        "map, then the fully connected layer of (ceil(O / 16), C, 16) "
-        "weight blocks and (O, ) bias; returns (N, O).");
+        "Global average pooling of a (N, C, H, W) float32 map (read in "
+        "channels_last memory), then the fully connected layer of "
+        "(ceil(O / 16), C, 16) weight blocks and (O, ) bias; returns "
+        "(N, O).");
   m.def("roi_align_nhwc", &nasbnn::roi_align_nhwc, py::arg("input"),
         py::arg("rois"), py::arg("pooled_h"), py::arg("pooled_w"),
         py::arg("spatial_scale"), py::arg("sampling_ratio"),

@@ -7,13 +7,13 @@
 
 namespace nasbnn {
 
-Tensor classifier_head(const Tensor& map, const Tensor& weight_blocks,
+Tensor classifier_head(const Tensor& feat_in, const Tensor& weight_blocks,
                        const Tensor& bias) {
-  TORCH_CHECK(map.device().is_cpu() && map.scalar_type() == at::kFloat &&
-                  map.dim() == 4,
+  TORCH_CHECK(feat_in.device().is_cpu() &&
+                  feat_in.scalar_type() == at::kFloat && feat_in.dim() == 4,
               "classifier_head: feat must be a float32 CPU tensor (N, C, H, "
-              "W), got ", map.scalar_type(), " ", map.sizes());
-  const Tensor feat = map.contiguous(at::MemoryFormat::ChannelsLast);
+              "W), got ", feat_in.scalar_type(), " ", feat_in.sizes());
+  const Tensor feat = feat_in.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t n = feat.size(0), c = feat.size(1);
   const int64_t pixels = feat.size(2) * feat.size(3);
   const Tensor& w = weight_blocks;
