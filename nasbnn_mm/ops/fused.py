@@ -211,12 +211,20 @@ def binary_block_args(conv1: BinaryConvParams,
             packed_out)
 
 
-def block_chain(blocks: Sequence[tuple]):
+def block_chain(blocks: Sequence[tuple], compact_taps: bool = True):
     """Consecutive blocks, each given by its :func:`binary_block_args`
     (without ``out``), as one extension object whose ``run(x_packed, x,
     keep)`` runs them all and returns the outputs of the blocks ``keep``
-    (increasing indices): one call instead of one per block."""
-    return load_ext().BlockChain(list(blocks))
+    (increasing indices): one call instead of one per block.
+
+    With ``compact_taps``, the k×k convolutions whose groups have at most
+    56 channels (a multiple of 8 in the weight blocks; k = 3 or 5) read
+    their taps compacted: tap after tap in the bits their channels fill
+    instead of a 64-bit word each (4 words for the 9 taps of 24 channels
+    instead of 9), for the output pixels whose taps all lie inside the
+    input. The dot products, and so the outputs, are the same bits;
+    ``compacted()`` tells which blocks do."""
+    return load_ext().BlockChain(list(blocks), compact_taps)
 
 
 def packed_logits(stem: tuple, blocks: Sequence[tuple],

@@ -258,6 +258,48 @@ def test_binary_block_bitwise(path, case):
             packed.view(torch.int64), ref_packed.view(torch.int64))
 
 
+# (C_in, k, groups, stride, hw, batch, compacted): channels per group from 8
+# to 56 (20: compacted in chunks of 24 bits, its weight blocks' width), k 3
+# and 5, strides 1 and 2, maps with and without interior pixels; 64 per
+# group and k = 7 are not compacted.
+COMPACT_BLOCKS = [
+    (8, 3, 1, 1, 9, 2, True),
+    (32, 3, 2, 2, 12, 1, True),
+    (48, 3, 1, 1, 11, 2, True),
+    (96, 5, 2, 1, 8, 1, True),
+    (72, 3, 3, 2, 10, 2, True),
+    (112, 5, 2, 2, 14, 1, True),
+    (40, 3, 2, 1, 9, 2, True),
+    (40, 3, 2, 1, 2, 1, True),
+    (40, 3, 2, 1, 1, 2, True),
+    (64, 3, 1, 1, 6, 1, False),
+    (48, 7, 2, 1, 9, 1, False),
+]
+
+
+@pytest.mark.parametrize('case', COMPACT_BLOCKS)
+def test_block_chain_compacted_taps_bitwise(path, case):
+    """A block chain with the k×k taps compacted gives the reference block's
+    bits at 1-3 threads, and says which blocks it compacted."""
+    cin, k, groups, stride, hw, batch, compacted = case
+    gen = torch.Generator().manual_seed(cin * hw + k + stride)
+    x_packed, x, (conv1, ref1), (conv2, ref2), sign2 = block_case(
+        gen, cin, 2 * cin, k, groups, stride, hw, batch)
+    ref_out, _ = fused.binary_block_ref(x_packed, x, ref1, ref2, sign2,
+                                        stride == 2)
+    args = fused.binary_block_args(conv1, conv2, sign2, stride == 2)
+    chain = fused.block_chain([args])
+    assert chain.compacted() == [compacted]
+    assert fused.block_chain([args], compact_taps=False).compacted() == [False]
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            assert torch.equal(chain.run(x_packed, x, [0])[0], ref_out), t
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_binary_block_errors():
     gen = torch.Generator().manual_seed(5)
     x_packed, x, (conv1, _), (conv2,

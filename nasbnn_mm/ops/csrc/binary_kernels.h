@@ -77,7 +77,25 @@ struct ConvArgs {
   uint8_t* packed_out;
   const float* pack_bias;  // may be null
   int64_t pack_channels_g, pack_words, pack_pixel_bytes;
+  // Optional: w with its taps compacted in chunks of compact_bits >=
+  // in_channels_g bits, (G, OCB, compact_words, 8), for the output pixels
+  // whose taps all lie inside the input (compact_taps.inc); null: w for
+  // every pixel.
+  const uint64_t* w_compact;
+  int64_t compact_bits, compact_words;
 };
+
+// Words per pixel of a k x k convolution's taps compacted in chunks of
+// chunk_bits bits, for groups whose channels fill `words` words
+// (compact_taps.inc); 0 where they are not compacted: more than one word,
+// chunks not a multiple of 8 or above 56 bits, kernels other than 3, 5.
+inline int64_t compact_taps_words(int64_t chunk_bits, int64_t words,
+                                  int64_t kernel) {
+  if (words != 1 || chunk_bits % 8 != 0 || chunk_bits < 8 ||
+      chunk_bits > 56 || (kernel != 3 && kernel != 5))
+    return 0;
+  return (chunk_bits * kernel * kernel + 63) / 64;
+}
 
 // Constants of the epilogue for the weight blocks from output channel oc0
 // (see epilogue_setup), computed once per row and blocks instead of per

@@ -203,17 +203,21 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "input x and float block input residual; returns (out, packed "
         "signs of the output or None).");
   py::class_<nasbnn::BlockChain>(m, "BlockChain")
-      .def(py::init([](const std::vector<py::tuple>& blocks) {
+      .def(py::init([](const std::vector<py::tuple>& blocks,
+                       bool compact_taps) {
              std::vector<nasbnn::BlockArgs> args;
              for (const py::tuple& t : blocks)
                args.push_back(nasbnn::block_args(t));
-             return nasbnn::BlockChain(std::move(args));
+             return nasbnn::BlockChain(std::move(args), compact_taps);
            }),
-           py::arg("blocks"),
-           "Blocks given as binary_block_args tuples, converted once.")
+           py::arg("blocks"), py::arg("compact_taps") = true,
+           "Blocks given as binary_block_args tuples, converted once "
+           "(compact_taps: the k x k weights' taps also compacted).")
       .def("run", &nasbnn::BlockChain::run, py::arg("x_packed"),
            py::arg("x"), py::arg("keep"),
            "Run every block; the outputs of the blocks in keep.")
+      .def("compacted", &nasbnn::BlockChain::compacted,
+           "Per block: whether its k x k weight's taps are compacted.")
       .def("__len__", &nasbnn::BlockChain::size);
   py::class_<nasbnn::PackedLogits>(m, "PackedLogits")
       .def(py::init([](const py::tuple& stem,

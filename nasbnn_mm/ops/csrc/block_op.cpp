@@ -24,22 +24,42 @@ std::tuple<Tensor, Tensor> binary_block(
     const OptTensor& act2_bias_out, int64_t pack_groups,
     const OptTensor& pack_bias, const OptTensor& out,
     const OptTensor& packed_out) {
+  const BlockArgs b{weight1,       stride1,      padding1,     scale1,
+                    bias1,         act1_bias_in, act1_weight,  act1_bias_out,
+                    pool_residual, sign2_bias,   weight2,      out_channels,
+                    scale2,        bias2,        act2_bias_in, act2_weight,
+                    act2_bias_out, pack_groups,  pack_bias};
+  return run_block(x, residual, b, out, packed_out);
+}
+
+std::tuple<Tensor, Tensor> run_block(const Tensor& x, const Tensor& residual,
+                                     const BlockArgs& b, const OptTensor& out,
+                                     const OptTensor& packed_out) {
   TORCH_CHECK(residual.dim() == 4,
               "binary_block: the block input must be (N, C, H, W), got ",
               residual.sizes());
-  TORCH_CHECK(weight2.dim() == 6 && weight2.size(0) == 1 &&
-                  weight2.size(2) == 1,
+  TORCH_CHECK(b.weight2.dim() == 6 && b.weight2.size(0) == 1 &&
+                  b.weight2.size(2) == 1,
               "binary_block: the second conv must be 1x1 with groups 1, ",
-              "got a blocked weight of shape ", weight2.sizes());
+              "got a blocked weight of shape ", b.weight2.sizes());
   const int64_t channels = residual.size(1);
-  const ConvPlan plan1 = plan_conv(
-      x, weight1, channels, channels, stride1, padding1, scale1, bias1,
-      residual, act1_bias_in, act1_weight, act1_bias_out, pool_residual, 1,
-      sign2_bias, c10::nullopt, c10::nullopt);
+  ConvPlan plan1 = plan_conv(
+      x, b.weight1, channels, channels, b.stride1, b.padding1, b.scale1,
+      b.bias1, residual, b.act1_bias_in, b.act1_weight, b.act1_bias_out,
+      b.pool_residual, 1, b.sign2_bias, c10::nullopt, c10::nullopt);
   const ConvPlan plan2 = plan_conv(
-      plan1.packed, weight2, channels, out_channels, 1, 0, scale2, bias2,
-      plan1.out, act2_bias_in, act2_weight, act2_bias_out, false,
-      pack_groups, pack_bias, out, packed_out);
+      plan1.packed, b.weight2, channels, b.out_channels, 1, 0, b.scale2,
+      b.bias2, plan1.out, b.act2_bias_in, b.act2_weight, b.act2_bias_out,
+      false, b.pack_groups, b.pack_bias, out, packed_out);
+  // The compacted weight fits where its chunks hold a group's channels in
+  // the blocks weight1 has (compact_weight made it from weight1).
+  if (b.weight1_compact.defined() &&
+      b.compact_bits >= plan1.args.in_channels_g &&
+      b.weight1_compact.size(1) == plan1.args.out_blocks) {
+    plan1.args.w_compact = u64(b.weight1_compact);
+    plan1.args.compact_bits = b.compact_bits;
+    plan1.args.compact_words = b.weight1_compact.size(2);
+  }
   at::assert_no_overlap(plan2.out, residual);
   const Kernels& kern = active_kernels();
   const ConvArgs& a1 = plan1.args;

@@ -6,8 +6,47 @@
 
 namespace nasbnn {
 
-BlockChain::BlockChain(std::vector<BlockArgs> blocks)
-    : blocks_(std::move(blocks)) {}
+std::pair<Tensor, int64_t> compact_weight(const Tensor& blocked) {
+  if (blocked.dim() != 6 || blocked.scalar_type() != at::kUInt64 ||
+      !blocked.is_contiguous() || !blocked.device().is_cpu() ||
+      blocked.size(2) != blocked.size(3) || blocked.size(5) != kLanes)
+    return {Tensor(), 0};  // binary_block reports the bad weight
+  const int64_t blocks = blocked.size(0) * blocked.size(1);
+  const int64_t bits = blocked.size(1) * kLanes, taps = blocked.size(2) *
+                                                       blocked.size(3);
+  const int64_t words = compact_taps_words(bits, blocked.size(4),
+                                           blocked.size(2));
+  if (words == 0) return {Tensor(), 0};
+  Tensor out = at::zeros({blocked.size(0), blocked.size(1), words, kLanes},
+                         blocked.options());
+  const uint64_t* src = u64(blocked);
+  uint64_t* dst = reinterpret_cast<uint64_t*>(out.data_ptr());
+  const uint64_t mask = (uint64_t{1} << bits) - 1;
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const uint64_t v = src[(b * taps + t) * kLanes + l] & mask;
+        const int64_t bit = t * bits, i = bit / 64, shift = bit % 64;
+        dst[(b * words + i) * kLanes + l] |= v << shift;
+        if (shift + bits > 64)
+          dst[(b * words + i + 1) * kLanes + l] |= v >> (64 - shift);
+      }
+  return {out, bits};
+}
+
+BlockChain::BlockChain(std::vector<BlockArgs> blocks, bool compact_taps)
+    : blocks_(std::move(blocks)) {
+  if (!compact_taps) return;
+  for (BlockArgs& b : blocks_)
+    std::tie(b.weight1_compact, b.compact_bits) = compact_weight(b.weight1);
+}
+
+std::vector<bool> BlockChain::compacted() const {
+  std::vector<bool> flags;
+  for (const BlockArgs& b : blocks_)
+    flags.push_back(b.weight1_compact.defined());
+  return flags;
+}
 
 std::vector<Tensor> BlockChain::run(const Tensor& x_packed, const Tensor& x,
                                     const std::vector<int64_t>& keep) const {
@@ -25,12 +64,8 @@ std::vector<Tensor> BlockChain::run(const Tensor& x_packed, const Tensor& x,
     const BlockArgs& b = blocks_[i];
     TORCH_CHECK(packed.defined(), "BlockChain.run: block ", i - 1,
                 " packs no signs (pack_groups 0) but block ", i, " follows");
-    std::tie(out, packed) = binary_block(
-        packed, out, b.weight1, b.stride1, b.padding1, b.scale1, b.bias1,
-        b.act1_bias_in, b.act1_weight, b.act1_bias_out, b.pool_residual,
-        b.sign2_bias, b.weight2, b.out_channels, b.scale2, b.bias2,
-        b.act2_bias_in, b.act2_weight, b.act2_bias_out, b.pack_groups,
-        b.pack_bias, c10::nullopt, c10::nullopt);
+    std::tie(out, packed) =
+        run_block(packed, out, b, c10::nullopt, c10::nullopt);
     if (next < keep.size() && keep[next] == i) outs.push_back(out), ++next;
   }
   return outs;

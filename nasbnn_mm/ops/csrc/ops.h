@@ -99,18 +99,36 @@ struct BlockArgs {
   OptTensor scale2, bias2, act2_bias_in, act2_weight, act2_bias_out;
   int64_t pack_groups;
   OptTensor pack_bias;
+  // weight1's taps compacted in chunks of compact_bits bits
+  // (compact_weight); undefined: not compacted.
+  Tensor weight1_compact;
+  int64_t compact_bits = 0;
 };
+
+// binary_block on BlockArgs (with weight1_compact where given).
+std::tuple<Tensor, Tensor> run_block(const Tensor& x, const Tensor& residual,
+                                     const BlockArgs& b, const OptTensor& out,
+                                     const OptTensor& packed_out);
+
+// The blocked weight (G, OCB, K, K, Wg, 8) of a k x k convolution with as
+// many input as output channels, its taps compacted in chunks of OCB * 8
+// bits (compact_taps.inc): (G, OCB, compact_taps_words, 8) and the chunk
+// bits; (undefined, 0) where compact_taps_words is 0.
+std::pair<Tensor, int64_t> compact_weight(const Tensor& blocked);
 
 // Consecutive binary blocks (each block's pack_groups and pack_bias those
 // of the next one's first convolution).
 class BlockChain {
  public:
-  explicit BlockChain(std::vector<BlockArgs> blocks);
+  // compact_taps: compact the k x k weights' taps where they can be.
+  explicit BlockChain(std::vector<BlockArgs> blocks, bool compact_taps = true);
   // Runs every block on (x_packed, x); returns the outputs of the blocks
   // in `keep` (increasing indices).
   std::vector<Tensor> run(const Tensor& x_packed, const Tensor& x,
                           const std::vector<int64_t>& keep) const;
   int64_t size() const { return static_cast<int64_t>(blocks_.size()); }
+  // Per block: whether its k x k weight's taps are compacted.
+  std::vector<bool> compacted() const;
 
  private:
   std::vector<BlockArgs> blocks_;
