@@ -92,6 +92,39 @@ def test_extreme_scales_bitwise(path, cin):
     assert torch.equal(packed.view(torch.int64), ref_packed.view(torch.int64))
 
 
+def test_pack_signs_at_the_edges_bitwise(path):
+    """Packed signs where v + pack_bias is exactly 0, overflows, or meets
+    zeros of both signs, subnormals, infinities and NaN: the reference's
+    bits."""
+    gen = torch.Generator().manual_seed(3)
+    args = conv_case(gen, 48, 32, 1, 3, 1, 6, 32, False)
+    scale = torch.ones(32)
+    scale[::4] = 3e38  # |dot| >= 2 overflows to +-inf
+    residual = torch.zeros_like(args['residual'])
+    residual[:, 1::2] = -0.
+    args.update(
+        scale=scale,
+        bias=torch.zeros(32),
+        residual=residual,
+        act=(torch.zeros(32), torch.ones(32), torch.zeros(32)))
+    pack_bias = torch.randint(-6, 7, (32, ), generator=gen).float()
+    pack_bias[1:12:5] = torch.tensor([3e38, -3e38, 1e-40])
+    pack_bias[2], pack_bias[6] = 0., -0.
+    for special in (None, float('inf'), float('-inf'), float('nan')):
+        bias = pack_bias.clone()
+        if special is not None:
+            bias[4] = special
+        out, packed = fused.binary_conv2d_pack(
+            **args, pack_groups=1, pack_bias=bias)
+        ref_out, ref_packed = fused.binary_conv2d_pack_ref(
+            **args, pack_groups=1, pack_bias=bias)
+        assert torch.equal(out.view(torch.int32), ref_out.view(torch.int32))
+        assert torch.equal(
+            packed.view(torch.int64), ref_packed.view(torch.int64)), special
+    assert torch.isinf(ref_out).any()
+    assert (ref_out + pack_bias.view(1, -1, 1, 1) == 0).any()
+
+
 @pytest.mark.parametrize('hw', [8, 9])
 def test_pooled_residual_is_avg_pool(path, hw):
     """The epilogue's 2x2 pool equals F.avg_pool2d, for NCHW and
