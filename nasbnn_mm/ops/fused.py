@@ -223,7 +223,12 @@ def block_chain(blocks: Sequence[tuple], compact_taps: bool = True):
     instead of a 64-bit word each (4 words for the 9 taps of 24 channels
     instead of 9), for the output pixels whose taps all lie inside the
     input. The dot products, and so the outputs, are the same bits;
-    ``compacted()`` tells which blocks do."""
+    ``compacted()`` tells which blocks do.
+
+    A block whose output is not kept and feeds a stride-2 block writes
+    only that block's pooled shortcut, the 2×2 average pool of its output
+    (4× less memory to write and read back; same bits), where it runs in
+    row buffers on an even size."""
     return load_ext().BlockChain(list(blocks), compact_taps)
 
 

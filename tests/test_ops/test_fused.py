@@ -333,6 +333,45 @@ def test_block_chain_compacted_taps_bitwise(path, case):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize('cin,groups', [(48, 2), (24, 1)])
+def test_pooled_block_output_bitwise(path, cin, groups):
+    """A block asked for its output's 2x2 average pool (the shortcut of a
+    stride-2 block next) writes F.avg_pool2d of its output, bit for bit,
+    and the same packed signs; a chain pools where a stride-2 block
+    follows a block whose output is not kept, with the same result, at 1-3
+    threads. (24 -> 48: the second conv's shortcut wraps its channels.)"""
+    gen = torch.Generator().manual_seed(cin)
+    x_packed, x, convs1, convs2, sign2 = block_case(gen, cin, 48, 3, groups, 1,
+                                                    12, 2)
+    down = block_case(gen, 48, 96, 3, 2, 2, 12, 2)
+    shift = torch.randn(48, generator=gen) * 0.3  # the stride-2 RSign's
+    first = fused.binary_block_args(convs1[0], convs2[0], sign2, False, 2,
+                                    shift)
+    second = fused.binary_block_args(down[2][0], down[3][0], down[4], True)
+    ext = fused.load_ext()
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            out, packed = ext.binary_block(x_packed, x, *first)
+            pooled, pooled_packed = ext.binary_block(
+                x_packed, x, *first, pool_output=True)
+            assert pooled.shape == (2, 48, 6, 6)
+            assert torch.equal(pooled, F.avg_pool2d(out, 2)), t
+            assert torch.equal(
+                pooled_packed.view(torch.int64), packed.view(torch.int64))
+            expected = ext.binary_block(packed, out, *second)[0]
+            chain = fused.block_chain([first, second])
+            assert torch.equal(chain.run(x_packed, x, [1])[0], expected), t
+            kept = chain.run(x_packed, x, [0, 1])
+            assert torch.equal(kept[0], out) and torch.equal(kept[1], expected)
+    finally:
+        torch.set_num_threads(threads)
+    odd = block_case(gen, cin, 48, 3, groups, 1, 11, 1)
+    with pytest.raises(RuntimeError, match='pool_output needs an even'):
+        ext.binary_block(odd[0], odd[1], *first, pool_output=True)
+
+
 def test_binary_block_errors():
     gen = torch.Generator().manual_seed(5)
     x_packed, x, (conv1, _), (conv2,

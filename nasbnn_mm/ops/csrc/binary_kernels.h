@@ -77,6 +77,12 @@ struct ConvArgs {
   uint8_t* packed_out;
   const float* pack_bias;  // may be null
   int64_t pack_channels_g, pack_words, pack_pixel_bytes;
+  // pool_out: out holds the 2x2 average pool (stride 2) of the output
+  // instead, as residual's res_pool reads it: a call writes one output row
+  // (out: its pooled row; row_odd: the second of the pair) whose pixel p
+  // adds into pooled pixel p / 2 in the order ((((0 + v00) + v01) + v10)
+  // + v11) * 0.25 (pool_add).
+  bool pool_out, pool_row_odd;
   // Optional: w with its taps compacted in chunks of compact_bits >=
   // in_channels_g bits, (G, OCB, compact_words, 8), for the output pixels
   // whose taps all lie inside the input (compact_taps.inc); null: w for
@@ -95,6 +101,13 @@ inline int64_t compact_taps_words(int64_t chunk_bits, int64_t words,
       chunk_bits > 56 || (kernel != 3 && kernel != 5))
     return 0;
   return (chunk_bits * kernel * kernel + 63) / 64;
+}
+
+// Where pool_out is set: the quarter q (0-3: row parity * 2 + column
+// parity) of pooled value `sum` that value v adds in that order.
+static inline float pool_add(int q, float sum, float v) {
+  sum = (q == 0 ? 0.f : sum) + v;
+  return q == 3 ? sum * 0.25f : sum;
 }
 
 // Constants of the epilogue for the weight blocks from output channel oc0

@@ -199,9 +199,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("act2_weight"), py::arg("act2_bias_out"),
         py::arg("pack_groups") = 0, py::arg("pack_bias") = py::none(),
         py::arg("out") = py::none(), py::arg("packed_out") = py::none(),
+        py::arg("pool_output") = false,
         "A binary separable block (k x k conv, then 1x1 conv) of packed "
         "input x and float block input residual; returns (out, packed "
-        "signs of the output or None).");
+        "signs of the output or None); pool_output: out is the output's "
+        "2x2 average pool (as pool_residual reads it), the signs whole.");
   py::class_<nasbnn::BlockChain>(m, "BlockChain")
       .def(py::init([](const std::vector<py::tuple>& blocks,
                        bool compact_taps) {

@@ -77,7 +77,8 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
                    const OptTensor& act_weight,
                    const OptTensor& act_bias_out, bool pool_residual,
                    int64_t pack_groups, const OptTensor& pack_bias,
-                   const OptTensor& out, const OptTensor& packed_out) {
+                   const OptTensor& out, const OptTensor& packed_out,
+                   bool pool_output) {
   check_packed(x, "binary_conv2d: x");
   check_packed(weight, "binary_conv2d: weight");
   TORCH_CHECK(x.dim() == 4, "binary_conv2d: x must be (N, H, W, G * Wg), ",
@@ -109,7 +110,11 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
               "binary_conv2d: input ", h, "x", w, " smaller than kernel ", k);
   const int64_t oh = (h + 2 * padding - k) / stride + 1;
   const int64_t ow = (w + 2 * padding - k) / stride + 1;
-  Tensor result = float_output(out, x, n, out_channels, oh, ow);
+  TORCH_CHECK(!pool_output || (oh % 2 == 0 && ow % 2 == 0),
+              "binary_conv2d: a pooled output needs an even size, got ", oh,
+              "x", ow);
+  const int64_t f = pool_output ? 2 : 1;
+  Tensor result = float_output(out, x, n, out_channels, oh / f, ow / f);
 
   Tensor res_c;
   int64_t res_channels = 0, res_h = 0, res_w = 0;
@@ -187,6 +192,7 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
       fused_pack ? reinterpret_cast<uint8_t*>(packed.data_ptr()) : nullptr,
       fused_pack ? p_bias : nullptr,
       pack_g, pack_words, pack_groups * pack_words * 8};
+  plan.args.pool_out = pool_output;
   plan.pack_after = packed.defined() && !fused_pack;
   // The epilogue writes whole bytes of channels: the bytes past a group's
   // channels must be 0 beforehand.

@@ -79,7 +79,14 @@ struct Isa {
           v = v > 0.f ? v : v * a.act_weight[oc];
           v = v + a.act_bias_out[oc];
         }
-        out[l] = v;
+        if (a.pool_out) {
+          const int64_t p = pixel + i;
+          float* pooled = a.out + (p / 2) * a.out_channels + oc;
+          *pooled = pool_add(static_cast<int>(p % 2) + 2 * a.pool_row_odd,
+                             *pooled, v);
+        } else {
+          out[l] = v;
+        }
         const float shifted = a.pack_bias ? v + a.pack_bias[oc] : v;
         byte |= static_cast<uint8_t>((shifted >= 0.f) << l);
       }

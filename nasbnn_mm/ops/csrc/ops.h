@@ -48,7 +48,10 @@ struct ConvPlan {
   PackArgs pack;
 };
 
-// Checks the arguments of binary_conv2d and allocates its outputs.
+// Checks the arguments of binary_conv2d and allocates its outputs; with
+// pool_output, out is the 2x2 average pool of the output (ConvArgs::
+// pool_out: only for calls of one output row each, both rows of a pair
+// in order).
 ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
                    int64_t out_channels, int64_t stride, int64_t padding,
                    const OptTensor& scale, const OptTensor& bias,
@@ -56,7 +59,8 @@ ConvPlan plan_conv(const Tensor& x, const Tensor& weight, int64_t in_channels,
                    const OptTensor& act_weight,
                    const OptTensor& act_bias_out, bool pool_residual,
                    int64_t pack_groups, const OptTensor& pack_bias,
-                   const OptTensor& out, const OptTensor& packed_out);
+                   const OptTensor& out, const OptTensor& packed_out,
+                   bool pool_output = false);
 
 // Runs a plan on torch's threads (binary_block runs its row-buffer mode
 // without it, on outputs it never zeroes or writes).
@@ -84,7 +88,7 @@ std::tuple<Tensor, Tensor> binary_block(
     const OptTensor& act2_bias_in, const OptTensor& act2_weight,
     const OptTensor& act2_bias_out, int64_t pack_groups,
     const OptTensor& pack_bias, const OptTensor& out,
-    const OptTensor& packed_out);
+    const OptTensor& packed_out, bool pool_output);
 
 // The arguments of binary_block after (x, residual), without out and
 // packed_out.
@@ -105,10 +109,18 @@ struct BlockArgs {
   int64_t compact_bits = 0;
 };
 
-// binary_block on BlockArgs (with weight1_compact where given).
+// binary_block on BlockArgs (with weight1_compact where given). With
+// residual_pooled, residual is already the 2x2 average pool that
+// b.pool_residual asks for. pool_output asks for the output's 2x2 average
+// pool instead of the output (for a stride-2 block next; the packed signs
+// stay whole); `pooled` (if given) tells whether it was done: only where
+// the block runs in row buffers on an even size.
 std::tuple<Tensor, Tensor> run_block(const Tensor& x, const Tensor& residual,
                                      const BlockArgs& b, const OptTensor& out,
-                                     const OptTensor& packed_out);
+                                     const OptTensor& packed_out,
+                                     bool residual_pooled = false,
+                                     bool pool_output = false,
+                                     bool* pooled = nullptr);
 
 // The blocked weight (G, OCB, K, K, Wg, 8) of a k x k convolution with as
 // many input as output channels, its taps compacted in chunks of OCB * 8
