@@ -78,10 +78,10 @@ struct ConvArgs {
   const float* pack_bias;  // may be null
   int64_t pack_channels_g, pack_words, pack_pixel_bytes;
   // pool_out: out holds the 2x2 average pool (stride 2) of the output
-  // instead, as residual's res_pool reads it: a call writes one output row
-  // (out: its pooled row; row_odd: the second of the pair) whose pixel p
-  // adds into pooled pixel p / 2 in the order ((((0 + v00) + v01) + v10)
-  // + v11) * 0.25 (pool_add).
+  // instead, as residual's res_pool reads it: a call writes one output
+  // row (out: its pooled row; pool_row_odd: the second of the pair) whose
+  // pixel p adds into pooled pixel p / 2 in the order ((((0 + v00) + v01)
+  // + v10) + v11) * 0.25 (pool_add).
   bool pool_out, pool_row_odd;
   // Optional: w with its taps compacted in chunks of compact_bits >=
   // in_channels_g bits, (G, OCB, compact_words, 8), for the output pixels
@@ -101,6 +101,16 @@ inline int64_t compact_taps_words(int64_t chunk_bits, int64_t words,
       chunk_bits > 56 || (kernel != 3 && kernel != 5))
     return 0;
   return (chunk_bits * kernel * kernel + 63) / 64;
+}
+
+// ORs v (its low `bits` bits, the rest 0) into a stream of 64-bit words
+// at bit `bit`, word i at words[i * stride]: how compact_row and
+// compact_weight lay out the taps.
+static inline void put_bits(uint64_t* words, int64_t stride, int64_t bit,
+                            int64_t bits, uint64_t v) {
+  const int64_t i = bit / 64, shift = bit % 64;
+  words[i * stride] |= v << shift;
+  if (shift + bits > 64) words[(i + 1) * stride] |= v >> (64 - shift);
 }
 
 // Where pool_out is set: the quarter q (0-3: row parity * 2 + column

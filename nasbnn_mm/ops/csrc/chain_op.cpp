@@ -12,8 +12,8 @@ std::pair<Tensor, int64_t> compact_weight(const Tensor& blocked) {
       blocked.size(2) != blocked.size(3) || blocked.size(5) != kLanes)
     return {Tensor(), 0};  // binary_block reports the bad weight
   const int64_t blocks = blocked.size(0) * blocked.size(1);
-  const int64_t bits = blocked.size(1) * kLanes, taps = blocked.size(2) *
-                                                       blocked.size(3);
+  const int64_t bits = blocked.size(1) * kLanes;
+  const int64_t taps = blocked.size(2) * blocked.size(3);
   const int64_t words = compact_taps_words(bits, blocked.size(4),
                                            blocked.size(2));
   if (words == 0) return {Tensor(), 0};
@@ -24,13 +24,9 @@ std::pair<Tensor, int64_t> compact_weight(const Tensor& blocked) {
   const uint64_t mask = (uint64_t{1} << bits) - 1;
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t t = 0; t < taps; ++t)
-      for (int64_t l = 0; l < kLanes; ++l) {
-        const uint64_t v = src[(b * taps + t) * kLanes + l] & mask;
-        const int64_t bit = t * bits, i = bit / 64, shift = bit % 64;
-        dst[(b * words + i) * kLanes + l] |= v << shift;
-        if (shift + bits > 64)
-          dst[(b * words + i + 1) * kLanes + l] |= v >> (64 - shift);
-      }
+      for (int64_t l = 0; l < kLanes; ++l)
+        put_bits(dst + b * words * kLanes + l, kLanes, t * bits, bits,
+                 src[(b * taps + t) * kLanes + l] & mask);
   return {out, bits};
 }
 
