@@ -13,9 +13,14 @@ https://github.com/VDIGPKU/NAS-BNN given by ``--official`` (not shipped
 here: academic licence). Its network is built from this plugin's
 ``nasbnn_in1k`` space, which is the official ``superbnn()`` configuration.
 
-The arms alternate (ours first in even rounds, official first in odd ones),
-so load from other processes hits both alike; the load average is recorded
-before and after. Prints a table and one JSON line.
+Both arms train the same two random subnets in a round (drawn once per
+round by this plugin's sampler and handed to the official network as its
+``sub_path`` rows), so a round's two steps do the same work; the official
+network's largest and smallest candidates are checked against this
+plugin's before timing. The arms alternate (ours first in even rounds,
+official first in odd ones), so load from other processes hits both alike;
+the load average is recorded before and after. Prints a table and one JSON
+line.
 
 Example:
     python tools/benchmarks/benchmark_sandwich_vs_official.py \\
@@ -35,7 +40,8 @@ from bench_utils import load_average, spread
 from mmengine.optim import OptimWrapper
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
-from nasbnn_mm.nas import SearchSpace
+from nasbnn_mm.nas import (ArchSpec, SearchSpace, sample_largest,
+                           sample_random, sample_smallest)
 from nasbnn_mm.testing import LabelSample
 
 
@@ -73,29 +79,65 @@ def official_cfg(space) -> list:
     return rows
 
 
-def ours_step(batch: dict, lr: float) -> Callable[[], None]:
-    """This plugin's ``SandwichSupernet.train_step``."""
+def official_sub_path(space: SearchSpace, arch: ArchSpec) -> torch.Tensor:
+    """An arch as the official network's ``sub_path``: one row ``[stage,
+    block, channels, kernel, groups1, groups2]`` per block slot of the
+    supernet (stage 0 the stem), ``[-1, -1, ...]`` for unused slots."""
+    rows = [[
+        0, 0, arch.stem.channels, arch.stem.kernel_size, arch.stem.groups, 1
+    ]]
+    for i, (stage, layers) in enumerate(zip(space.stages, arch.stages), 1):
+        for j in range(max(stage.depth)):
+            layer = layers[min(j, len(layers) - 1)]
+            used = j < len(layers)
+            rows.append([
+                i if used else -1, j if used else -1, layer.channels,
+                layer.kernel_size, layer.groups, 1
+            ])
+    return torch.tensor(rows)
+
+
+def ours_step(batch: dict, lr: float) -> Callable[[List[ArchSpec]], None]:
+    """This plugin's ``SandwichSupernet.train_step`` with the given random
+    students."""
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(type='SuperBNN', search_space='nasbnn_in1k')).train()
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=lr))
-    return lambda: model.train_step(batch, optim)
+
+    def step(randoms: List[ArchSpec]) -> None:
+        model.sample_students = lambda: [('smallest', model.smallest)] + [
+            (f'random{i}', arch) for i, arch in enumerate(randoms)
+        ]
+        model.train_step(batch, optim)
+
+    return step
 
 
-def official_step(root: str, cfg: list, images: torch.Tensor,
-                  target: torch.Tensor, lr: float) -> Callable[[], None]:
+def official_step(root: str, space: SearchSpace, images: torch.Tensor,
+                  target: torch.Tensor,
+                  lr: float) -> Callable[[List[ArchSpec]], None]:
     """The official training loop's body, CPU, one process."""
     sys.path.insert(0, root)
     superbnn = importlib.import_module('models.superbnn')
     losses = importlib.import_module('utils.loss')
     torch.manual_seed(0)
-    model = superbnn.SuperBNN(cfg, 1000, images.shape[-1]).train()
+    model = superbnn.SuperBNN(official_cfg(space), 1000,
+                              images.shape[-1]).train()
+    for name, ours in (('biggest_cand', sample_largest(space)),
+                       ('smallest_cand', sample_smallest(space))):
+        theirs = getattr(model, name)
+        mine = official_sub_path(space, ours)
+        used = theirs[:, 0] >= 0
+        if not (torch.equal(used, mine[:, 0] >= 0)
+                and torch.equal(theirs[used], mine[used])):
+            raise SystemExit(f'official {name} {theirs[used].tolist()} is '
+                             f'not this space\'s {mine[used].tolist()}')
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     criterion_soft = losses.CrossEntropyLossSmooth(0.1)
     criterion_kd = losses.KLLossSoft()
-    random.seed(0)
 
-    def step() -> None:
+    def step(randoms: List[ArchSpec]) -> None:
         optimizer.zero_grad()
         model.set_fp_weight()
         output, _ = model(images, model.biggest_cand)
@@ -104,27 +146,29 @@ def official_step(root: str, cfg: list, images: torch.Tensor,
         model.set_bin_weight()
         output, _ = model(images, model.smallest_cand)
         criterion_kd(output, soft_logits).backward()
-        for _ in range(2):
-            output, _ = model(images, model.get_random_cand())
+        for arch in randoms:
+            output, _ = model(images, official_sub_path(space, arch))
             criterion_kd(output, soft_logits).backward()
         optimizer.step()
 
     return step
 
 
-def alternate(arms: Dict[str, Callable[[], None]], warmup: int,
+def alternate(arms: Dict[str, Callable[[List[ArchSpec]],
+                                       None]], space: SearchSpace, warmup: int,
               runs: int) -> Dict[str, List[float]]:
-    """Seconds per run of each arm, the order reversed every round."""
+    """Seconds per run of each arm, the order reversed every round; both
+    arms of a round train the same two random subnets."""
+    rng = random.Random(0)
     names = list(arms)
-    for _ in range(warmup):
-        for name in names:
-            arms[name]()
     times: Dict[str, List[float]] = {name: [] for name in names}
-    for i in range(runs):
+    for i in range(warmup + runs):
+        randoms = [sample_random(space, rng) for _ in range(2)]
         for name in (names if i % 2 == 0 else names[::-1]):
             start = time.perf_counter()
-            arms[name]()
-            times[name].append(time.perf_counter() - start)
+            arms[name](randoms)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -137,12 +181,12 @@ def main() -> None:
     target = torch.randint(0, 1000, (args.batch, ), generator=generator)
     batch = dict(
         inputs=images, data_samples=[LabelSample(int(t)) for t in target])
-    cfg = official_cfg(SearchSpace.from_config('nasbnn_in1k'))
+    space = SearchSpace.from_config('nasbnn_in1k')
     arms = dict(
         ours=ours_step(batch, 5e-4),
-        official=official_step(args.official, cfg, images, target, 5e-4))
+        official=official_step(args.official, space, images, target, 5e-4))
     load_before = load_average()
-    times = alternate(arms, args.warmup, args.runs)
+    times = alternate(arms, space, args.warmup, args.runs)
     load_after = load_average()
     ms = {name: spread([t * 1e3 for t in ts]) for name, ts in times.items()}
     ratios = [o / u for u, o in zip(times['ours'], times['official'])]
