@@ -87,16 +87,22 @@ class NormalizedWeightFunction(torch.autograd.Function):
     def forward(ctx, weight: Tensor, style: str, eps: float,
                 binary: bool) -> Tensor:
         flat = weight.reshape(weight.shape[0], -1)
+        n = flat.shape[1]
+        # NOTE: the variance in two passes (mean, then the norm of the
+        # centred rows): two fast reductions, where torch.var_mean and
+        # std_mean run a Welford loop ~20x slower on CPU at these shapes.
+        centered = flat - flat.mean(dim=1, keepdim=True)
+        squares = torch.linalg.vector_norm(
+            centered, dim=1, keepdim=True).square()
         if style == 'official':
-            std, mean = torch.std_mean(flat, dim=1, correction=1, keepdim=True)
-            normalized = (flat - mean) / std
+            std = (squares / (n - 1)).sqrt()  # n = 1: nan, as torch.std
+            normalized = centered / std
             scale = std.reciprocal()
-            mean_coef = 1.0 / max(flat.shape[1] - 1, 1)
+            mean_coef = 1.0 / max(n - 1, 1)
         else:
-            var, mean = torch.var_mean(flat, dim=1, correction=0, keepdim=True)
-            scale = torch.rsqrt(var + eps)
-            normalized = (flat - mean) * scale
-            mean_coef = 1.0 / flat.shape[1]
+            scale = torch.rsqrt(squares / n + eps)
+            normalized = centered * scale
+            mean_coef = 1.0 / n
         ctx.binary = binary
         ctx.mean_coef = mean_coef
         ctx.shape = weight.shape

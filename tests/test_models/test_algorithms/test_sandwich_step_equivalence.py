@@ -23,11 +23,14 @@ from nasbnn_mm.testing import TINY_SPACE, LabelSample
 
 def _composed_weight(weight, binary, weight_norm, bi_transform):
     """``binary_conv_weight`` as plain autograd operations (eq. 6 'paper',
-    then ``alpha * sign`` with a detached alpha)."""
+    then ``alpha * sign`` with a detached alpha), the variance computed in
+    the same two passes (so the forward is the same to the last bit)."""
     assert weight_norm is True and bi_transform is None
     flat = weight.flatten(1)
-    var, mean = torch.var_mean(flat, dim=1, correction=0, keepdim=True)
-    w = ((flat - mean) * torch.rsqrt(var + 1e-5)).view_as(weight)
+    centered = flat - flat.mean(dim=1, keepdim=True)
+    var = torch.linalg.vector_norm(
+        centered, dim=1, keepdim=True).square() / flat.shape[1]
+    w = (centered * torch.rsqrt(var + 1e-5)).view_as(weight)
     if not binary:
         return w
     alpha = w.detach().abs().mean(dim=(1, 2, 3), keepdim=True)
