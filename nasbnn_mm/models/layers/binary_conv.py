@@ -17,6 +17,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor
 
+from nasbnn_mm.ops.weight_norm import (weight_norm_backward, weight_norm_ext,
+                                       weight_norm_forward)
 from nasbnn_mm.registry import MODELS
 from .activations import RSign, sign_forward
 from .bi_transformation import BiTransformation
@@ -78,15 +80,28 @@ class NormalizedWeightFunction(torch.autograd.Function):
     - 'official' (unbiased ``std``):
       ``dW = (g_n - mean(g_n) - W_n * sum(g_n * W_n) / (n - 1)) / std``.
 
-    It saves only ``W_n`` and per-channel scalars and runs about half the
-    element-wise passes of the composed autograd graph: the supernet runs
-    it on every binary weight of four subnets per step.
+    On CPU float32 weights both directions run in the extension
+    (:mod:`nasbnn_mm.ops.weight_norm`: one output channel at a time, in L1,
+    saving the input and per-channel scalars); elsewhere (CUDA, other
+    dtypes, extension not built) as PyTorch operations that save only
+    ``W_n`` and per-channel scalars. The supernet runs it on every binary
+    weight of four subnets per step.
     """
 
     @staticmethod
     def forward(ctx, weight: Tensor, style: str, eps: float,
                 binary: bool) -> Tensor:
         flat = weight.reshape(weight.shape[0], -1)
+        ctx.binary = binary
+        ctx.official = style == 'official'
+        ctx.shape = weight.shape
+        ctx.fused = weight_norm_ext(weight) is not None
+        if ctx.fused:
+            if flat.stride(1) != 1:
+                flat = flat.contiguous()
+            out, *stats = weight_norm_forward(flat, ctx.official, eps, binary)
+            ctx.save_for_backward(flat, *stats)
+            return out.view(weight.shape)
         n = flat.shape[1]
         # NOTE: the variance in two passes (mean, then the norm of the
         # centred rows): two fast reductions, where torch.var_mean and
@@ -94,18 +109,13 @@ class NormalizedWeightFunction(torch.autograd.Function):
         centered = flat - flat.mean(dim=1, keepdim=True)
         squares = torch.linalg.vector_norm(
             centered, dim=1, keepdim=True).square()
-        if style == 'official':
+        if ctx.official:
             std = (squares / (n - 1)).sqrt()  # n = 1: nan, as torch.std
             normalized = centered / std
             scale = std.reciprocal()
-            mean_coef = 1.0 / max(n - 1, 1)
         else:
             scale = torch.rsqrt(squares / n + eps)
             normalized = centered * scale
-            mean_coef = 1.0 / n
-        ctx.binary = binary
-        ctx.mean_coef = mean_coef
-        ctx.shape = weight.shape
         if not binary:
             ctx.save_for_backward(normalized, scale)
             return normalized.view(weight.shape)
@@ -115,16 +125,23 @@ class NormalizedWeightFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        grad = grad.reshape(ctx.shape[0], -1)
+        if ctx.fused:
+            flat, *stats = ctx.saved_tensors
+            out = weight_norm_backward(grad.contiguous(), flat, stats,
+                                       ctx.official, ctx.binary)
+            return out.view(ctx.shape), None, None, None
         normalized, scale = ctx.saved_tensors
-        grad = grad.reshape(normalized.shape)
         if ctx.binary:
             grad = torch.where(normalized.abs() <= 1, grad, 0.)
         dot = torch.linalg.vecdot(grad, normalized, dim=1).unsqueeze(1)
+        n = normalized.shape[1]
+        mean_coef = 1.0 / max(n - 1, 1) if ctx.official else 1.0 / n
         out = torch.addcmul(
             grad - grad.mean(dim=1, keepdim=True),
             normalized,
             dot,
-            value=-ctx.mean_coef)
+            value=-mean_coef)
         return (out * scale).view(ctx.shape), None, None, None
 
 

@@ -274,6 +274,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("aligned"),
         "Average RoIAlign of a channels_last (N, C, H, W) float32 map; "
         "returns (K, C, pooled_h, pooled_w) contiguous.");
+  m.def("weight_norm_forward", &nasbnn::weight_norm_forward,
+        py::arg("weight"), py::arg("official"), py::arg("eps"),
+        py::arg("binary"),
+        "Eq. (6) per row of a (C, n) float32 weight (+ alpha * sign): "
+        "[out, mean, norm, alpha].");
+  m.def("weight_norm_backward", &nasbnn::weight_norm_backward,
+        py::arg("grad"), py::arg("weight"), py::arg("mean"), py::arg("norm"),
+        py::arg("alpha"), py::arg("official"), py::arg("binary"),
+        "The gradient of weight_norm_forward w.r.t. the weight.");
   m.def("kernel_path", &nasbnn::kernel_path, "The kernel path in use.");
   m.def("set_kernel_path", &nasbnn::set_kernel_path, py::arg("path"),
         "Force 'scalar', 'avx2' or 'avx512' ('auto': the fastest).");

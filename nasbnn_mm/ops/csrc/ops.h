@@ -220,6 +220,16 @@ std::tuple<Tensor, Tensor> rprelu_pack(const Tensor& x,
                                        int64_t pack_groups,
                                        const OptTensor& pack_bias);
 
+// Channel-wise weight normalization (+ alpha * sign) of a (C, n) weight
+// with contiguous rows: {out, mean, norm, alpha}, norm the scale
+// 1 / sqrt(var + eps) or ('official') the unbiased std, alpha 1 unless
+// binary. The backward takes those statistics; see weight_norm_op.cpp.
+std::vector<Tensor> weight_norm_forward(const Tensor& weight, bool official,
+                                        double eps, bool binary);
+Tensor weight_norm_backward(const Tensor& grad, const Tensor& weight,
+                            const Tensor& mean, const Tensor& norm,
+                            const Tensor& alpha, bool official, bool binary);
+
 // The 8-bit stem: codes round(clamp(x / step, q_min, q_max)) (or x itself
 // without quantize_input), their convolution with the integer
 // weight_codes (C_out, C_in, K, K), exact in float32 for codes, then

@@ -15,8 +15,8 @@ from mmengine.optim import OptimWrapper
 
 from nasbnn_mm.models.algorithms import TEACHER_MODES, SandwichSupernet
 from nasbnn_mm.models.layers import (DynamicBinaryConv2d, binarization,
-                                     dynamic_binary_conv, set_binarization,
-                                     sign_ste, slice_weight,
+                                     binary_conv, dynamic_binary_conv,
+                                     set_binarization, sign_ste, slice_weight,
                                      sliced_grad_accumulation)
 from nasbnn_mm.testing import TINY_SPACE, LabelSample
 
@@ -67,9 +67,18 @@ def _reference_step(model, data, optimizer):
     return grads
 
 
+@pytest.mark.parametrize('weight_norm_path', ['extension', 'torch'])
 @pytest.mark.parametrize('group_slicing', ['cyclic', 'prefix'])
 @pytest.mark.parametrize('optimizer', ['sgd', 'adam'])
-def test_step_equals_plain_autograd(group_slicing, optimizer, monkeypatch):
+def test_step_equals_plain_autograd(group_slicing, optimizer, weight_norm_path,
+                                    monkeypatch):
+    """With the weight normalization as PyTorch operations the step's
+    gradients equal the reference's to 1e-6 of their scale; the extension
+    sums in another order (forward ~1e-7 apart), which the LSQ steps'
+    gradients amplify to a few 1e-6, so 2e-5 there."""
+    if weight_norm_path == 'torch':
+        monkeypatch.setattr(binary_conv, 'weight_norm_ext', lambda w: None)
+    grad_tol = 1e-6 if weight_norm_path == 'torch' else 2e-5
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(
@@ -114,7 +123,11 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, monkeypatch):
             for k in expected:
                 scale = expected[k].abs().max().item()
                 torch.testing.assert_close(
-                    grads[k], expected[k], atol=1e-6 * scale, rtol=0, msg=k)
+                    grads[k],
+                    expected[k],
+                    atol=grad_tol * scale,
+                    rtol=0,
+                    msg=k)
         # rounding differences do not grow over steps
         for (k, p), q in zip(model.named_parameters(), reference.parameters()):
             torch.testing.assert_close(p, q, atol=1e-6, rtol=0, msg=k)

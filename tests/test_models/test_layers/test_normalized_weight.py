@@ -2,12 +2,35 @@
 
 Reference: eq. (6) (or the official variant) and ``alpha * sign`` written
 as plain autograd operations, the composition ``binary_conv_weight`` used
-before its backward was fused.
+before its backward was fused. Both paths of ``NormalizedWeightFunction``
+are checked: the extension's (CPU float32) and PyTorch operations (CUDA,
+other dtypes, extension not built).
 """
 import pytest
 import torch
 
-from nasbnn_mm.models.layers import binary_conv_weight, sign_ste
+from nasbnn_mm.models.layers import binary_conv, binary_conv_weight, sign_ste
+from nasbnn_mm.ops import weight_norm
+
+
+@pytest.fixture(params=['extension', 'torch'])
+def path(request, monkeypatch):
+    """Which path ``NormalizedWeightFunction`` takes; 'extension' asserts
+    that it ran."""
+    if request.param == 'torch':
+        monkeypatch.setattr(binary_conv, 'weight_norm_ext', lambda w: None)
+        yield request.param
+        return
+    calls = []
+    forward = weight_norm.weight_norm_forward
+
+    def counted(*args):
+        calls.append(args)
+        return forward(*args)
+
+    monkeypatch.setattr(binary_conv, 'weight_norm_forward', counted)
+    yield request.param
+    assert calls, 'the extension path did not run'
 
 
 def _reference(weight, style, binary):
@@ -27,7 +50,7 @@ def _reference(weight, style, binary):
 @pytest.mark.parametrize('style', [True, 'official'])
 @pytest.mark.parametrize('binary', [True, False])
 @pytest.mark.parametrize('shape', [(8, 4, 3, 3), (6, 5, 1, 1), (3, 2, 5, 5)])
-def test_fused_equals_autograd(style, binary, shape):
+def test_fused_equals_autograd(style, binary, shape, path):
     torch.manual_seed(0)
     base = torch.randn(*shape) * 0.3 + 0.1
     weight = base.clone().requires_grad_()
@@ -46,7 +69,7 @@ def test_fused_equals_autograd(style, binary, shape):
         assert (normalized.abs() > 1).any()
 
 
-def test_non_contiguous_input():
+def test_non_contiguous_input(path):
     torch.manual_seed(0)
     big = torch.randn(8, 6, 5, 5, requires_grad=True)
     out = binary_conv_weight(big[:5, :3, 1:4, 1:4], True, True, None)
@@ -54,3 +77,45 @@ def test_non_contiguous_input():
     ref = big.detach().clone().requires_grad_()
     _reference(ref[:5, :3, 1:4, 1:4], 'paper', True).pow(2).sum().backward()
     torch.testing.assert_close(big.grad, ref.grad, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize('official', [False, True])
+@pytest.mark.parametrize('binary', [True, False])
+def test_extension_equals_torch_path(official, binary, monkeypatch):
+    """Rows of 1..70 values (partial sums' tails), a row stride, a row of
+    equal values, the straight-through clip: the extension's forward and
+    backward against the PyTorch path."""
+    torch.manual_seed(0)
+    style = 'official' if official else True
+    for n in (2, 7, 16, 33, 70):
+        big = torch.randn(5, n + 3) * 0.5 + 0.2
+        big[1] = 0.25  # variance exactly 0 ('official': nan)
+        grad = torch.randn(5, n)
+        results = []
+        for use_ext in (True, False):
+            if not use_ext:
+                monkeypatch.setattr(binary_conv, 'weight_norm_ext',
+                                    lambda w: None)
+            w = big.clone().requires_grad_()
+            out = binary_conv_weight(w[:, :n].view(5, n, 1, 1), binary, style,
+                                     None)
+            out.backward(grad.view(5, n, 1, 1))
+            results.append((out.detach().view(5, n), w.grad))
+        (out, dw), (ref_out, ref_dw) = results
+        torch.testing.assert_close(
+            out, ref_out, atol=1e-6, rtol=1e-5, equal_nan=True)
+        torch.testing.assert_close(
+            dw, ref_dw, atol=1e-5, rtol=1e-4, equal_nan=True)
+        assert not dw[:, n:].any()  # columns past the slice get nothing
+        monkeypatch.undo()
+
+
+def test_extension_inputs_checked():
+    ext = weight_norm.weight_norm_ext(torch.zeros(1))
+    if ext is None:
+        pytest.skip('nasbnn_mm._ext not built')
+    with pytest.raises(RuntimeError, match='contiguous rows'):
+        weight_norm.weight_norm_forward(
+            torch.randn(4, 6).t(), False, 1e-5, True)
+    assert weight_norm.weight_norm_ext(torch.zeros(1, dtype=torch.float64)) \
+        is None
