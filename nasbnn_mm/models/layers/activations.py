@@ -6,13 +6,20 @@ backward pass is the derivative of the piecewise-polynomial ApproxSign of
 Bi-Real Net, preceded by a learnable per-channel shift (``RSign``); the
 full-precision non-linearity is ``RPReLU`` (shift, PReLU, shift).
 """
+from typing import Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from nasbnn_mm.ops.training import (rprelu_backward, rprelu_forward,
+                                    rsign_backward, rsign_forward,
+                                    training_ext)
+
 __all__ = [
-    'sign_forward', 'ApproxSignFunction', 'binary_sign', 'RSign', 'RPReLU'
+    'sign_forward', 'ApproxSignFunction', 'binary_sign', 'RSignFunction',
+    'RPReLUFunction', 'RSign', 'RPReLU'
 ]
 
 
@@ -62,6 +69,46 @@ def binary_sign(x: Tensor) -> Tensor:
     return ApproxSignFunction.apply(x)
 
 
+class RSignFunction(torch.autograd.Function):
+    """``sign(x + b)`` with the ApproxSign gradient, in one extension call
+    each way (CPU float32, (N, C, H, W)): the forward equals
+    ``binary_sign(x + b)`` bit for bit, the bias gradient is summed per
+    channel in the backward's pass."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(x, bias)
+        return rsign_forward(x, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, Tensor]:
+        x, bias = ctx.saved_tensors
+        return rsign_backward(grad.contiguous(), x, bias)
+
+
+class RPReLUFunction(torch.autograd.Function):
+    """``PReLU(x + b_in) + b_out`` in one extension call each way (CPU
+    float32, (N, C, H, W)); the forward equals the module's operations bit
+    for bit."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bias_in: Tensor, weight: Tensor,
+                bias_out: Tensor) -> Tensor:
+        ctx.save_for_backward(x, bias_in, weight)
+        return rprelu_forward(x, bias_in, weight, bias_out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, ...]:
+        x, bias_in, weight = ctx.saved_tensors
+        return tuple(rprelu_backward(grad.contiguous(), x, bias_in, weight))
+
+
+def _use_extension(x: Tensor) -> bool:
+    """Whether the activations run in the extension: a CPU float32
+    (N, C, H, W) map and the extension built."""
+    return x.dim() == 4 and training_ext(x) is not None
+
+
 class RSign(nn.Module):
     """ReActNet sign: ``sign(x + b)`` with a learnable per-channel shift.
 
@@ -93,6 +140,8 @@ class RSign(nn.Module):
         self.binary = True
 
     def _shift(self, x: Tensor, bias: Tensor) -> Tensor:
+        if self.binary and _use_extension(x):
+            return RSignFunction.apply(x.contiguous(), bias.contiguous())
         x = x + bias.view(1, -1, 1, 1)
         return binary_sign(x) if self.binary else x
 
@@ -140,6 +189,10 @@ class RPReLU(nn.Module):
     @staticmethod
     def _rprelu(x: Tensor, bias_in: Tensor, weight: Tensor,
                 bias_out: Tensor) -> Tensor:
+        if _use_extension(x):
+            return RPReLUFunction.apply(x.contiguous(), bias_in.contiguous(),
+                                        weight.contiguous(),
+                                        bias_out.contiguous())
         x = F.prelu(x + bias_in.view(1, -1, 1, 1), weight)
         return x + bias_out.view(1, -1, 1, 1)
 

@@ -17,8 +17,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor
 
-from nasbnn_mm.ops.weight_norm import (weight_norm_backward, weight_norm_ext,
-                                       weight_norm_forward)
+from nasbnn_mm.ops.training import (training_ext, weight_norm_backward,
+                                    weight_norm_forward)
 from nasbnn_mm.registry import MODELS
 from .activations import RSign, sign_forward
 from .bi_transformation import BiTransformation
@@ -81,7 +81,7 @@ class NormalizedWeightFunction(torch.autograd.Function):
       ``dW = (g_n - mean(g_n) - W_n * sum(g_n * W_n) / (n - 1)) / std``.
 
     On CPU float32 weights both directions run in the extension
-    (:mod:`nasbnn_mm.ops.weight_norm`: one output channel at a time, in L1,
+    (:mod:`nasbnn_mm.ops.training`: one output channel at a time, in L1,
     saving the input and per-channel scalars); elsewhere (CUDA, other
     dtypes, extension not built) as PyTorch operations that save only
     ``W_n`` and per-channel scalars. The supernet runs it on every binary
@@ -95,7 +95,7 @@ class NormalizedWeightFunction(torch.autograd.Function):
         ctx.binary = binary
         ctx.official = style == 'official'
         ctx.shape = weight.shape
-        ctx.fused = weight_norm_ext(weight) is not None
+        ctx.fused = training_ext(weight) is not None
         if ctx.fused:
             if flat.stride(1) != 1:
                 flat = flat.contiguous()

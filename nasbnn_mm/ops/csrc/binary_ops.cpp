@@ -283,6 +283,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("grad"), py::arg("weight"), py::arg("mean"), py::arg("norm"),
         py::arg("alpha"), py::arg("official"), py::arg("binary"),
         "The gradient of weight_norm_forward w.r.t. the weight.");
+  m.def("rsign_forward", &nasbnn::rsign_forward, py::arg("x"),
+        py::arg("bias"), "sign(x + bias) of a (N, C, H, W) float32 map.");
+  m.def("rsign_backward", &nasbnn::rsign_backward, py::arg("grad"),
+        py::arg("x"), py::arg("bias"),
+        "ApproxSign gradients of rsign_forward: (grad_x, grad_bias).");
+  m.def("rprelu_forward", &nasbnn::rprelu_forward, py::arg("x"),
+        py::arg("bias_in"), py::arg("weight"), py::arg("bias_out"),
+        "PReLU(x + bias_in) + bias_out of a (N, C, H, W) float32 map.");
+  m.def("rprelu_backward", &nasbnn::rprelu_backward, py::arg("grad"),
+        py::arg("x"), py::arg("bias_in"), py::arg("weight"),
+        "Gradients of rprelu_forward: [x, bias_in, weight, bias_out].");
   m.def("kernel_path", &nasbnn::kernel_path, "The kernel path in use.");
   m.def("set_kernel_path", &nasbnn::set_kernel_path, py::arg("path"),
         "Force 'scalar', 'avx2' or 'avx512' ('auto': the fastest).");

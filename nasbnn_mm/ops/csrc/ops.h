@@ -230,6 +230,18 @@ Tensor weight_norm_backward(const Tensor& grad, const Tensor& weight,
                             const Tensor& mean, const Tensor& norm,
                             const Tensor& alpha, bool official, bool binary);
 
+// RSign (sign(x + b), ApproxSign gradient) and RPReLU of training on
+// contiguous (N, C, H, W) float32 maps; the backward also returns the
+// per-channel parameter gradients. See activation_op.cpp.
+Tensor rsign_forward(const Tensor& x, const Tensor& bias);
+std::tuple<Tensor, Tensor> rsign_backward(const Tensor& grad, const Tensor& x,
+                                          const Tensor& bias);
+Tensor rprelu_forward(const Tensor& x, const Tensor& bias_in,
+                      const Tensor& weight, const Tensor& bias_out);
+std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
+                                    const Tensor& bias_in,
+                                    const Tensor& weight);
+
 // The 8-bit stem: codes round(clamp(x / step, q_min, q_max)) (or x itself
 // without quantize_input), their convolution with the integer
 // weight_codes (C_out, C_in, K, K), exact in float32 for codes, then

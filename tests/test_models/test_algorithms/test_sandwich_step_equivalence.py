@@ -15,9 +15,10 @@ from mmengine.optim import OptimWrapper
 
 from nasbnn_mm.models.algorithms import TEACHER_MODES, SandwichSupernet
 from nasbnn_mm.models.layers import (DynamicBinaryConv2d, binarization,
-                                     binary_conv, dynamic_binary_conv,
-                                     set_binarization, sign_ste, slice_weight,
+                                     dynamic_binary_conv, set_binarization,
+                                     sign_ste, slice_weight,
                                      sliced_grad_accumulation)
+from nasbnn_mm.ops import training
 from nasbnn_mm.testing import TINY_SPACE, LabelSample
 
 
@@ -67,18 +68,19 @@ def _reference_step(model, data, optimizer):
     return grads
 
 
-@pytest.mark.parametrize('weight_norm_path', ['extension', 'torch'])
+@pytest.mark.parametrize('kernels', ['extension', 'torch'])
 @pytest.mark.parametrize('group_slicing', ['cyclic', 'prefix'])
 @pytest.mark.parametrize('optimizer', ['sgd', 'adam'])
-def test_step_equals_plain_autograd(group_slicing, optimizer, weight_norm_path,
+def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
                                     monkeypatch):
-    """With the weight normalization as PyTorch operations the step's
-    gradients equal the reference's to 1e-6 of their scale; the extension
-    sums in another order (forward ~1e-7 apart), which the LSQ steps'
-    gradients amplify to a few 1e-6, so 2e-5 there."""
-    if weight_norm_path == 'torch':
-        monkeypatch.setattr(binary_conv, 'weight_norm_ext', lambda w: None)
-    grad_tol = 1e-6 if weight_norm_path == 'torch' else 2e-5
+    """With PyTorch operations only the step's gradients equal the
+    reference's to 1e-6 of their scale; the extension's training kernels
+    (weight normalization, RSign, RPReLU) sum in other orders (forward
+    ~1e-7 apart), which the LSQ steps' gradients amplify to a few 1e-6, so
+    2e-5 there."""
+    use_ext = kernels == 'extension'
+    monkeypatch.setattr(training, '_enabled', use_ext)
+    grad_tol = 2e-5 if use_ext else 1e-6
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from nasbnn_mm.models.layers import RPReLU, RSign, binary_sign
+from nasbnn_mm.ops import training
 
 
 def test_binary_sign_forward_values():
@@ -65,3 +66,57 @@ def test_rprelu_init():
     m = RPReLU(4)
     x = torch.randn(1, 4, 2, 2)
     torch.testing.assert_close(m(x), F.prelu(x, torch.full((4, ), 0.25)))
+
+
+def _run(module, x, grad, use_ext):
+    """Output and gradients (input, then parameters) of module on x."""
+    module.zero_grad()
+    x = x.clone().requires_grad_()
+    with training.training_kernels(use_ext):
+        out = module(x)
+        out.backward(grad)
+    return [out.detach(), x.grad] + [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize('shape', [(2, 3, 1, 1), (3, 5, 7, 7), (2, 4, 4, 5),
+                                   (1, 2, 9, 9)])
+@pytest.mark.parametrize('kind', ['rsign', 'rprelu'])
+def test_extension_equals_torch(kind, shape):
+    """The extension's RSign/RPReLU against the modules' PyTorch
+    operations: outputs and input gradients bit for bit, parameter
+    gradients (per-channel sums in another order) to rounding; maps of
+    1..81 values per plane, values at the breakpoints (x + b = 0, -0,
+    |x + b| = 1), a channels_last input."""
+    if training.training_ext(torch.zeros(1)) is None:
+        pytest.skip('nasbnn_mm._ext not built')
+    torch.manual_seed(0)
+    module = RSign(shape[1]) if kind == 'rsign' else RPReLU(shape[1])
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p).mul_(4).round_().div_(4))
+    x = torch.randn(*shape).mul_(8).round_().div_(8)
+    x.view(-1)[::7] = -0.
+    grad = torch.randn(*shape)
+    for data in (x, x.to(memory_format=torch.channels_last)):
+        ext = _run(module, data, grad, True)
+        ref = _run(module, data, grad, False)
+        assert torch.equal(ext[0], ref[0])
+        assert torch.equal(ext[1], ref[1])
+        for a, b in zip(ext[2:], ref[2:]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with training.training_kernels(True):  # the extension ran above
+        node = type(module(x.clone().requires_grad_()).grad_fn).__name__
+    assert node.startswith(('RSignFunction', 'RPReLUFunction'))
+    if kind == 'rsign':  # x + b = 0 gives +1 (eq. 1)
+        zero = -module.bias.detach().view(1, -1, 1, 1).expand(shape)
+        assert _run(module, zero.contiguous(), grad, True)[0].eq(1).all()
+
+
+def test_extension_checks_inputs():
+    if training.training_ext(torch.zeros(1)) is None:
+        pytest.skip('nasbnn_mm._ext not built')
+    x = torch.randn(2, 3, 4, 4)
+    with pytest.raises(RuntimeError, match='3 contiguous float32'):
+        training.rsign_forward(x, torch.zeros(4))
+    with pytest.raises(RuntimeError, match=r'contiguous \(N, C, H, W\)'):
+        training.rprelu_forward(x[:, :, ::2], *torch.zeros(3, 3))

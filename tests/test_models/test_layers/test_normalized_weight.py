@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nasbnn_mm.models.layers import binary_conv, binary_conv_weight, sign_ste
-from nasbnn_mm.ops import weight_norm
+from nasbnn_mm.ops import training
 
 
 @pytest.fixture(params=['extension', 'torch'])
@@ -18,11 +18,11 @@ def path(request, monkeypatch):
     """Which path ``NormalizedWeightFunction`` takes; 'extension' asserts
     that it ran."""
     if request.param == 'torch':
-        monkeypatch.setattr(binary_conv, 'weight_norm_ext', lambda w: None)
-        yield request.param
+        with training.training_kernels(False):
+            yield request.param
         return
     calls = []
-    forward = weight_norm.weight_norm_forward
+    forward = training.weight_norm_forward
 
     def counted(*args):
         calls.append(args)
@@ -81,7 +81,7 @@ def test_non_contiguous_input(path):
 
 @pytest.mark.parametrize('official', [False, True])
 @pytest.mark.parametrize('binary', [True, False])
-def test_extension_equals_torch_path(official, binary, monkeypatch):
+def test_extension_equals_torch_path(official, binary):
     """Rows of 1..70 values (partial sums' tails), a row stride, a row of
     equal values, the straight-through clip: the extension's forward and
     backward against the PyTorch path."""
@@ -93,13 +93,11 @@ def test_extension_equals_torch_path(official, binary, monkeypatch):
         grad = torch.randn(5, n)
         results = []
         for use_ext in (True, False):
-            if not use_ext:
-                monkeypatch.setattr(binary_conv, 'weight_norm_ext',
-                                    lambda w: None)
             w = big.clone().requires_grad_()
-            out = binary_conv_weight(w[:, :n].view(5, n, 1, 1), binary, style,
-                                     None)
-            out.backward(grad.view(5, n, 1, 1))
+            with training.training_kernels(use_ext):
+                out = binary_conv_weight(w[:, :n].view(5, n, 1, 1), binary,
+                                         style, None)
+                out.backward(grad.view(5, n, 1, 1))
             results.append((out.detach().view(5, n), w.grad))
         (out, dw), (ref_out, ref_dw) = results
         torch.testing.assert_close(
@@ -107,15 +105,13 @@ def test_extension_equals_torch_path(official, binary, monkeypatch):
         torch.testing.assert_close(
             dw, ref_dw, atol=1e-5, rtol=1e-4, equal_nan=True)
         assert not dw[:, n:].any()  # columns past the slice get nothing
-        monkeypatch.undo()
 
 
 def test_extension_inputs_checked():
-    ext = weight_norm.weight_norm_ext(torch.zeros(1))
+    ext = training.training_ext(torch.zeros(1))
     if ext is None:
         pytest.skip('nasbnn_mm._ext not built')
     with pytest.raises(RuntimeError, match='contiguous rows'):
-        weight_norm.weight_norm_forward(
-            torch.randn(4, 6).t(), False, 1e-5, True)
-    assert weight_norm.weight_norm_ext(torch.zeros(1, dtype=torch.float64)) \
+        training.weight_norm_forward(torch.randn(4, 6).t(), False, 1e-5, True)
+    assert training.training_ext(torch.zeros(1, dtype=torch.float64)) \
         is None

@@ -1,0 +1,196 @@
+// rsign_* / rprelu_* of nasbnn_mm._ext: the training-time RSign (sign of
+// x + b with the ApproxSign gradient) and RPReLU (PReLU(x + b_in) +
+// b_out) of ReActNet on (N, C, H, W) float32 maps, forward and backward,
+// each in one pass over the map (the module's PyTorch operations make
+// three to five), the per-channel parameter gradients summed in the same
+// pass. Work is split by channel on torch's threads; a channel's sums run
+// over its N planes in order, so results do not depend on the threads.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "ops.h"
+
+namespace nasbnn {
+namespace {
+
+constexpr int kLanesSum = 16;
+
+// Per-lane partial sums of a plane, added into acc (kLanesSum lanes).
+struct LaneAcc {
+  float v[kLanesSum] = {};
+  float total() {
+    for (int w = kLanesSum / 2; w > 0; w /= 2)
+      for (int j = 0; j < w; ++j) v[j] += v[j + w];
+    return v[0];
+  }
+};
+
+// x where keep, else +0, by a bit mask (a select would stay a branch,
+// mispredicted on a large share of the values).
+inline float keep_if(bool keep, float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  bits &= 0u - static_cast<uint32_t>(keep);
+  std::memcpy(&x, &bits, sizeof bits);
+  return x;
+}
+
+// Rows of a map: plane (n, c) at data + (n * C + c) * HW.
+struct Planes {
+  int64_t n, c, hw;
+};
+
+Planes check_map(const Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat &&
+                  t.dim() == 4 && t.is_contiguous(),
+              name, ": expected a contiguous (N, C, H, W) CPU float32 map, "
+              "got ", t.scalar_type(), " of shape ", t.sizes());
+  return {t.size(0), t.size(1), t.size(2) * t.size(3)};
+}
+
+const float* channel_param(const Tensor& t, int64_t c, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat &&
+                  t.is_contiguous() && t.numel() == c,
+              name, ": expected ", c, " contiguous float32 values, got ",
+              t.sizes());
+  return t.data_ptr<float>();
+}
+
+// Calls f(c, plane offset) for every plane of channels [begin, end), the
+// channels split over torch's threads.
+template <typename F>
+void for_channels(const Planes& p, F f) {
+  const int64_t grain =
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(p.n * p.hw, 1));
+  at::parallel_for(0, p.c, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) f(c);
+  });
+}
+
+}  // namespace
+
+Tensor rsign_forward(const Tensor& x, const Tensor& bias) {
+  const Planes p = check_map(x, "rsign_forward");
+  const float* b = channel_param(bias, p.c, "rsign_forward bias");
+  Tensor y = at::empty_like(x);
+  const float* xs = x.data_ptr<float>();
+  float* ys = y.data_ptr<float>();
+  for_channels(p, [&](int64_t c) {
+    for (int64_t n = 0; n < p.n; ++n) {
+      const int64_t o = (n * p.c + c) * p.hw;
+      // sign(0) = +1 (eq. 1): + 0 turns -0 into +0
+      for (int64_t i = 0; i < p.hw; ++i)
+        ys[o + i] = std::copysign(1.f, (xs[o + i] + b[c]) + 0.f);
+    }
+  });
+  return y;
+}
+
+std::tuple<Tensor, Tensor> rsign_backward(const Tensor& grad, const Tensor& x,
+                                          const Tensor& bias) {
+  const Planes p = check_map(x, "rsign_backward");
+  check_map(grad, "rsign_backward grad");
+  TORCH_CHECK(grad.sizes() == x.sizes(), "rsign_backward: grad ",
+              grad.sizes(), " and x ", x.sizes(), " differ");
+  const float* b = channel_param(bias, p.c, "rsign_backward bias");
+  Tensor gx = at::empty_like(x);
+  Tensor gb = at::empty({p.c}, bias.options());
+  const float *xs = x.data_ptr<float>(), *gs = grad.data_ptr<float>();
+  float *gxs = gx.data_ptr<float>(), *gbs = gb.data_ptr<float>();
+  for_channels(p, [&](int64_t c) {
+    float sum = 0.f;
+    for (int64_t n = 0; n < p.n; ++n) {
+      const int64_t o = (n * p.c + c) * p.hw;
+      LaneAcc acc;
+      int64_t i = 0;
+      // ApproxSign: 2 * max(0, 1 - |x + b|) (the max as a mask: fmax
+      // keeps a scalar loop)
+      auto step = [&](int64_t k) {
+        const float v = 1.f - std::fabs(xs[o + k] + b[c]);
+        const float d = gs[o + k] * (keep_if(v > 0.f, v) * 2.f);
+        gxs[o + k] = d;
+        return d;
+      };
+      for (; i + kLanesSum <= p.hw; i += kLanesSum)
+        for (int j = 0; j < kLanesSum; ++j) acc.v[j] += step(i + j);
+      for (int j = 0; i < p.hw; ++i, ++j) acc.v[j] += step(i);
+      sum += acc.total();
+    }
+    gbs[c] = sum;
+  });
+  return {gx, gb};
+}
+
+Tensor rprelu_forward(const Tensor& x, const Tensor& bias_in,
+                      const Tensor& weight, const Tensor& bias_out) {
+  const Planes p = check_map(x, "rprelu_forward");
+  const float* bi = channel_param(bias_in, p.c, "rprelu_forward bias_in");
+  const float* a = channel_param(weight, p.c, "rprelu_forward weight");
+  const float* bo = channel_param(bias_out, p.c, "rprelu_forward bias_out");
+  Tensor y = at::empty_like(x);
+  const float* xs = x.data_ptr<float>();
+  float* ys = y.data_ptr<float>();
+  for_channels(p, [&](int64_t c) {
+    for (int64_t n = 0; n < p.n; ++n) {
+      const int64_t o = (n * p.c + c) * p.hw;
+      for (int64_t i = 0; i < p.hw; ++i) {
+        const float t = xs[o + i] + bi[c];
+        // F.prelu: t where t > 0, else a * t (as max(0,t) + a*min(0,t))
+        ys[o + i] = (keep_if(t > 0.f, t) + keep_if(!(t > 0.f), a[c] * t)) +
+                    bo[c];
+      }
+    }
+  });
+  return y;
+}
+
+std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
+                                    const Tensor& bias_in,
+                                    const Tensor& weight) {
+  const Planes p = check_map(x, "rprelu_backward");
+  check_map(grad, "rprelu_backward grad");
+  TORCH_CHECK(grad.sizes() == x.sizes(), "rprelu_backward: grad ",
+              grad.sizes(), " and x ", x.sizes(), " differ");
+  const float* bi = channel_param(bias_in, p.c, "rprelu_backward bias_in");
+  const float* a = channel_param(weight, p.c, "rprelu_backward weight");
+  Tensor gx = at::empty_like(x);
+  Tensor g_bias_in = at::empty({p.c}, x.options());
+  Tensor g_weight = at::empty({p.c}, x.options());
+  Tensor g_bias_out = at::empty({p.c}, x.options());
+  const float *xs = x.data_ptr<float>(), *gs = grad.data_ptr<float>();
+  float* gxs = gx.data_ptr<float>();
+  float *gbi = g_bias_in.data_ptr<float>(), *ga = g_weight.data_ptr<float>(),
+        *gbo = g_bias_out.data_ptr<float>();
+  for_channels(p, [&](int64_t c) {
+    float s_in = 0.f, s_a = 0.f, s_out = 0.f;
+    for (int64_t n = 0; n < p.n; ++n) {
+      const int64_t o = (n * p.c + c) * p.hw;
+      LaneAcc acc_in, acc_a, acc_out;
+      auto step = [&](int64_t k, int j) {
+        const float g = gs[o + k], t = xs[o + k] + bi[c];
+        const bool pos = t > 0.f;
+        const float d = keep_if(pos, g) + keep_if(!pos, a[c] * g);
+        gxs[o + k] = d;
+        acc_in.v[j] += d;
+        acc_a.v[j] += keep_if(!pos, t * g);
+        acc_out.v[j] += g;
+      };
+      int64_t i = 0;
+      for (; i + kLanesSum <= p.hw; i += kLanesSum)
+        for (int j = 0; j < kLanesSum; ++j) step(i + j, j);
+      for (int j = 0; i < p.hw; ++i, ++j) step(i, j);
+      s_in += acc_in.total();
+      s_a += acc_a.total();
+      s_out += acc_out.total();
+    }
+    gbi[c] = s_in;
+    ga[c] = s_a;
+    gbo[c] = s_out;
+  });
+  return {gx, g_bias_in, g_weight, g_bias_out};
+}
+
+}  // namespace nasbnn

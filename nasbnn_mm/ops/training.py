@@ -1,0 +1,135 @@
+"""CPU kernels of the supernet's training step (extension ``nasbnn_mm._ext``).
+
+- ``weight_norm_forward`` / ``weight_norm_backward``: what
+  ``NormalizedWeightFunction`` (``models/layers/binary_conv.py``) does with
+  PyTorch operations, one output channel at a time on torch's threads, so
+  a channel's values stay in L1 across the passes (mean, variance,
+  ``mean |W_n|``, the output; in the backward the clipped gradient's mean
+  and dot product with ``W_n``, then the gradient) instead of ~14 passes
+  over the whole weight in memory.
+- ``rsign_*`` / ``rprelu_*``: RSign and RPReLU (``models/layers/
+  activations.py``), forward and backward in one pass over the map each,
+  the per-channel parameter gradients summed in that pass.
+
+Sums run in 16 interleaved partial sums per channel, so the results differ
+from PyTorch's reductions in the last bits only; element-wise results are
+the modules' own float operations, bit for bit. Callers take these paths
+where :func:`training_ext` returns the extension (CPU float32 tensors) and
+PyTorch operations elsewhere (CUDA, other dtypes, extension not built).
+"""
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .binary_conv import load_ext
+
+__all__ = [
+    'training_ext', 'training_kernels', 'weight_norm_forward',
+    'weight_norm_backward', 'rsign_forward', 'rsign_backward',
+    'rprelu_forward', 'rprelu_backward'
+]
+
+_ext_missing = False
+_enabled = True
+
+
+@contextmanager
+def training_kernels(enabled: bool) -> Iterator[None]:
+    """Turn these kernels on or off inside a block (e.g. to time or check
+    the PyTorch path on the CPU); not thread-safe.
+
+    Example:
+        >>> with training_kernels(False):
+        ...     loss = model(inputs).sum()  # PyTorch operations only
+    """
+    global _enabled
+    previous, _enabled = _enabled, enabled
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def training_ext(tensor: Tensor) -> Optional[ModuleType]:
+    """The extension when its kernels run on ``tensor``: a CPU float32
+    tensor, the extension built and :func:`training_kernels` not off; else
+    None (the caller then uses PyTorch operations, e.g. on CUDA)."""
+    global _ext_missing
+    if (not _enabled or _ext_missing or tensor.device.type != 'cpu'
+            or tensor.dtype != torch.float32):
+        return None
+    try:
+        return load_ext()
+    except ImportError:
+        _ext_missing = True
+        return None
+
+
+def weight_norm_forward(flat: Tensor, official: bool, eps: float,
+                        binary: bool) -> List[Tensor]:
+    """Eq. (6) per row of ``flat`` (C, n), then (``binary``) ``alpha *
+    sign``.
+
+    Args:
+        flat (Tensor): (C, n) CPU float32, rows contiguous (any row stride).
+        official (bool): ``(W - mean) / std`` with the unbiased std (the
+            official code) instead of ``(W - mean) / sqrt(var + eps)``.
+        eps (float): Added to the biased variance (not ``official``).
+        binary (bool): Return ``alpha * sign(W_n)``, ``alpha = mean |W_n|``.
+
+    Returns:
+        list[Tensor]: ``[out (C, n), mean (C, ), norm (C, ), alpha (C, )]``;
+        ``norm`` is ``1 / sqrt(var + eps)`` or (``official``) the std,
+        ``alpha`` is 1 unless ``binary``.
+    """
+    return load_ext().weight_norm_forward(flat, official, eps, binary)
+
+
+def weight_norm_backward(grad: Tensor, flat: Tensor, stats: List[Tensor],
+                         official: bool, binary: bool) -> Tensor:
+    """Gradient w.r.t. ``flat`` of :func:`weight_norm_forward`.
+
+    Args:
+        grad (Tensor): (C, n) gradient of the output, rows contiguous.
+        flat (Tensor): The forward's input.
+        stats (list[Tensor]): The forward's ``[mean, norm, alpha]``.
+        official (bool): As in the forward.
+        binary (bool): As in the forward; the gradient passes where
+            ``|W_n| <= 1`` (straight-through), scaled by ``alpha``.
+
+    Returns:
+        Tensor: (C, n).
+    """
+    mean, norm, alpha = stats
+    return load_ext().weight_norm_backward(grad, flat, mean, norm, alpha,
+                                           official, binary)
+
+
+def rsign_forward(x: Tensor, bias: Tensor) -> Tensor:
+    """``sign(x + bias)`` (``+1`` at 0) of a contiguous (N, C, H, W) map,
+    ``bias`` (C, )."""
+    return load_ext().rsign_forward(x, bias)
+
+
+def rsign_backward(grad: Tensor, x: Tensor,
+                   bias: Tensor) -> Tuple[Tensor, Tensor]:
+    """ApproxSign gradients of :func:`rsign_forward`: ``grad * 2 * max(0,
+    1 - |x + bias|)`` (N, C, H, W) and its sum per channel (C, )."""
+    return load_ext().rsign_backward(grad, x, bias)
+
+
+def rprelu_forward(x: Tensor, bias_in: Tensor, weight: Tensor,
+                   bias_out: Tensor) -> Tensor:
+    """``PReLU(x + bias_in) + bias_out`` of a contiguous (N, C, H, W) map,
+    the parameters (C, ) each; bit for bit the module's operations."""
+    return load_ext().rprelu_forward(x, bias_in, weight, bias_out)
+
+
+def rprelu_backward(grad: Tensor, x: Tensor, bias_in: Tensor,
+                    weight: Tensor) -> List[Tensor]:
+    """Gradients of :func:`rprelu_forward`: ``[x (N, C, H, W), bias_in,
+    weight, bias_out (C, )]``."""
+    return load_ext().rprelu_backward(grad, x, bias_in, weight)
