@@ -13,7 +13,8 @@
 
 Sums run in 16 interleaved partial sums per channel, so the results differ
 from PyTorch's reductions in the last bits only; element-wise results are
-the modules' own float operations, bit for bit. Callers take these paths
+the modules' own float operations, bit for bit (up to the sign of a
+zero). Callers take these paths
 where :func:`training_ext` returns the extension (CPU float32 tensors) and
 PyTorch operations elsewhere (CUDA, other dtypes, extension not built).
 """
@@ -124,7 +125,8 @@ def rsign_backward(grad: Tensor, x: Tensor,
 def rprelu_forward(x: Tensor, bias_in: Tensor, weight: Tensor,
                    bias_out: Tensor) -> Tensor:
     """``PReLU(x + bias_in) + bias_out`` of a contiguous (N, C, H, W) map,
-    the parameters (C, ) each; bit for bit the module's operations."""
+    the parameters (C, ) each; the module's float operations (a zero
+    may come out +0 where PReLU gives -0)."""
     return load_ext().rprelu_forward(x, bias_in, weight, bias_out)
 
 

@@ -88,8 +88,9 @@ class RSignFunction(torch.autograd.Function):
 
 class RPReLUFunction(torch.autograd.Function):
     """``PReLU(x + b_in) + b_out`` in one extension call each way (CPU
-    float32, (N, C, H, W)); the forward equals the module's operations bit
-    for bit."""
+    float32, (N, C, H, W)); the forward equals the module's operations
+    (the same float operations; a zero may come out +0 where they give
+    -0)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, bias_in: Tensor, weight: Tensor,
