@@ -7,36 +7,14 @@
 // over its N planes in order, so results do not depend on the threads.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 
+#include "lane_sum.h"
 #include "ops.h"
 
 namespace nasbnn {
 namespace {
-
-constexpr int kLanesSum = 16;
-
-// Per-lane partial sums of a plane, added into acc (kLanesSum lanes).
-struct LaneAcc {
-  float v[kLanesSum] = {};
-  float total() {
-    for (int w = kLanesSum / 2; w > 0; w /= 2)
-      for (int j = 0; j < w; ++j) v[j] += v[j + w];
-    return v[0];
-  }
-};
-
-// x where keep, else +0, by a bit mask (a select would stay a branch,
-// mispredicted on a large share of the values).
-inline float keep_if(bool keep, float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  bits &= 0u - static_cast<uint32_t>(keep);
-  std::memcpy(&x, &bits, sizeof bits);
-  return x;
-}
 
 // Rows of a map: plane (n, c) at data + (n * C + c) * HW.
 struct Planes {
@@ -51,16 +29,17 @@ Planes check_map(const Tensor& t, const char* name) {
   return {t.size(0), t.size(1), t.size(2) * t.size(3)};
 }
 
-const float* channel_param(const Tensor& t, int64_t c, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat &&
-                  t.is_contiguous() && t.numel() == c,
-              name, ": expected ", c, " contiguous float32 values, got ",
-              t.sizes());
-  return t.data_ptr<float>();
+// The map of a backward and its gradient, checked to match.
+Planes check_grad(const Tensor& grad, const Tensor& x, const char* name) {
+  const Planes p = check_map(x, name);
+  check_map(grad, name);
+  TORCH_CHECK(grad.sizes() == x.sizes(), name, ": grad ", grad.sizes(),
+              " and x ", x.sizes(), " differ");
+  return p;
 }
 
-// Calls f(c, plane offset) for every plane of channels [begin, end), the
-// channels split over torch's threads.
+// Calls f(c) for every channel c, the channels split over torch's
+// threads (a channel's planes all on one thread).
 template <typename F>
 void for_channels(const Planes& p, F f) {
   const int64_t grain =
@@ -74,7 +53,7 @@ void for_channels(const Planes& p, F f) {
 
 Tensor rsign_forward(const Tensor& x, const Tensor& bias) {
   const Planes p = check_map(x, "rsign_forward");
-  const float* b = channel_param(bias, p.c, "rsign_forward bias");
+  const float* b = channel_vector(bias, p.c, "rsign_forward bias");
   Tensor y = at::empty_like(x);
   const float* xs = x.data_ptr<float>();
   float* ys = y.data_ptr<float>();
@@ -91,11 +70,8 @@ Tensor rsign_forward(const Tensor& x, const Tensor& bias) {
 
 std::tuple<Tensor, Tensor> rsign_backward(const Tensor& grad, const Tensor& x,
                                           const Tensor& bias) {
-  const Planes p = check_map(x, "rsign_backward");
-  check_map(grad, "rsign_backward grad");
-  TORCH_CHECK(grad.sizes() == x.sizes(), "rsign_backward: grad ",
-              grad.sizes(), " and x ", x.sizes(), " differ");
-  const float* b = channel_param(bias, p.c, "rsign_backward bias");
+  const Planes p = check_grad(grad, x, "rsign_backward");
+  const float* b = channel_vector(bias, p.c, "rsign_backward bias");
   Tensor gx = at::empty_like(x);
   Tensor gb = at::empty({p.c}, bias.options());
   const float *xs = x.data_ptr<float>(), *gs = grad.data_ptr<float>();
@@ -104,20 +80,14 @@ std::tuple<Tensor, Tensor> rsign_backward(const Tensor& grad, const Tensor& x,
     float sum = 0.f;
     for (int64_t n = 0; n < p.n; ++n) {
       const int64_t o = (n * p.c + c) * p.hw;
-      LaneAcc acc;
-      int64_t i = 0;
       // ApproxSign: 2 * max(0, 1 - |x + b|) (the max as a mask: fmax
       // keeps a scalar loop)
-      auto step = [&](int64_t k) {
+      sum += lane_sum(p.hw, [&](int64_t k) {
         const float v = 1.f - std::fabs(xs[o + k] + b[c]);
         const float d = gs[o + k] * (keep_if(v > 0.f, v) * 2.f);
         gxs[o + k] = d;
         return d;
-      };
-      for (; i + kLanesSum <= p.hw; i += kLanesSum)
-        for (int j = 0; j < kLanesSum; ++j) acc.v[j] += step(i + j);
-      for (int j = 0; i < p.hw; ++i, ++j) acc.v[j] += step(i);
-      sum += acc.total();
+      });
     }
     gbs[c] = sum;
   });
@@ -127,9 +97,9 @@ std::tuple<Tensor, Tensor> rsign_backward(const Tensor& grad, const Tensor& x,
 Tensor rprelu_forward(const Tensor& x, const Tensor& bias_in,
                       const Tensor& weight, const Tensor& bias_out) {
   const Planes p = check_map(x, "rprelu_forward");
-  const float* bi = channel_param(bias_in, p.c, "rprelu_forward bias_in");
-  const float* a = channel_param(weight, p.c, "rprelu_forward weight");
-  const float* bo = channel_param(bias_out, p.c, "rprelu_forward bias_out");
+  const float* bi = channel_vector(bias_in, p.c, "rprelu_forward bias_in");
+  const float* a = channel_vector(weight, p.c, "rprelu_forward weight");
+  const float* bo = channel_vector(bias_out, p.c, "rprelu_forward bias_out");
   Tensor y = at::empty_like(x);
   const float* xs = x.data_ptr<float>();
   float* ys = y.data_ptr<float>();
@@ -150,12 +120,9 @@ Tensor rprelu_forward(const Tensor& x, const Tensor& bias_in,
 std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
                                     const Tensor& bias_in,
                                     const Tensor& weight) {
-  const Planes p = check_map(x, "rprelu_backward");
-  check_map(grad, "rprelu_backward grad");
-  TORCH_CHECK(grad.sizes() == x.sizes(), "rprelu_backward: grad ",
-              grad.sizes(), " and x ", x.sizes(), " differ");
-  const float* bi = channel_param(bias_in, p.c, "rprelu_backward bias_in");
-  const float* a = channel_param(weight, p.c, "rprelu_backward weight");
+  const Planes p = check_grad(grad, x, "rprelu_backward");
+  const float* bi = channel_vector(bias_in, p.c, "rprelu_backward bias_in");
+  const float* a = channel_vector(weight, p.c, "rprelu_backward weight");
   Tensor gx = at::empty_like(x);
   Tensor g_bias_in = at::empty({p.c}, x.options());
   Tensor g_weight = at::empty({p.c}, x.options());
@@ -169,7 +136,7 @@ std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
     for (int64_t n = 0; n < p.n; ++n) {
       const int64_t o = (n * p.c + c) * p.hw;
       LaneAcc acc_in, acc_a, acc_out;
-      auto step = [&](int64_t k, int j) {
+      for_lanes(p.hw, [&](int64_t k, int j) {
         const float g = gs[o + k], t = xs[o + k] + bi[c];
         const bool pos = t > 0.f;
         const float d = keep_if(pos, g) + keep_if(!pos, a[c] * g);
@@ -177,11 +144,7 @@ std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
         acc_in.v[j] += d;
         acc_a.v[j] += keep_if(!pos, t * g);
         acc_out.v[j] += g;
-      };
-      int64_t i = 0;
-      for (; i + kLanesSum <= p.hw; i += kLanesSum)
-        for (int j = 0; j < kLanesSum; ++j) step(i + j, j);
-      for (int j = 0; i < p.hw; ++i, ++j) step(i, j);
+      });
       s_in += acc_in.total();
       s_a += acc_a.total();
       s_out += acc_out.total();

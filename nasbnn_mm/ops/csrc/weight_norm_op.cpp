@@ -9,47 +9,19 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
+#include <type_traits>
 
+#include "lane_sum.h"
 #include "ops.h"
 
 namespace nasbnn {
 namespace {
-
-// Partial sums kept apart: the loop vectorizes without reassociation.
-constexpr int kLanesSum = 16;
-
-// Sum of f(i), i in [0, n), in kLanesSum interleaved partial sums added
-// in a fixed order (the same result on every instruction set).
-template <typename F>
-inline float lane_sum(int64_t n, F f) {
-  float acc[kLanesSum] = {};
-  int64_t i = 0;
-  for (; i + kLanesSum <= n; i += kLanesSum)
-    for (int j = 0; j < kLanesSum; ++j) acc[j] += f(i + j);
-  for (int j = 0; i < n; ++i, ++j) acc[j] += f(i);
-  for (int w = kLanesSum / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0];
-}
 
 // Row r's normalized value i: (w - mean) * scale ('paper') or
 // (w - mean) / std ('official'); `norm` holds scale or std.
 template <bool Official>
 inline float normed(float w, float mean, float norm) {
   return Official ? (w - mean) / norm : (w - mean) * norm;
-}
-
-// x where keep, else +0, by a bit mask. NOTE: written as a select the
-// compiler keeps a branch (it may not assume the operands trap-free),
-// mispredicted on a large share of the values, and no vector loop.
-inline float keep_if(bool keep, float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  bits &= 0u - static_cast<uint32_t>(keep);
-  std::memcpy(&x, &bits, sizeof bits);
-  return x;
 }
 
 void check_rows(const Tensor& t, const char* name) {
@@ -143,6 +115,21 @@ void backward_rows(const Tensor& grad, const Tensor& w, const Tensor& mean,
   });
 }
 
+// f(official, binary) with both as compile-time constants.
+template <typename F>
+void with_style(bool official, bool binary, F f) {
+  using Yes = std::true_type;
+  using No = std::false_type;
+  if (official && binary)
+    f(Yes{}, Yes{});
+  else if (official)
+    f(Yes{}, No{});
+  else if (binary)
+    f(No{}, Yes{});
+  else
+    f(No{}, No{});
+}
+
 }  // namespace
 
 std::vector<Tensor> weight_norm_forward(const Tensor& weight, bool official,
@@ -153,14 +140,9 @@ std::vector<Tensor> weight_norm_forward(const Tensor& weight, bool official,
   Tensor mean = at::empty({rows}, weight.options());
   Tensor norm = at::empty({rows}, weight.options());
   Tensor alpha = at::empty({rows}, weight.options());
-  if (official && binary)
-    forward_rows<true, true>(weight, eps, out, mean, norm, alpha);
-  else if (official)
-    forward_rows<true, false>(weight, eps, out, mean, norm, alpha);
-  else if (binary)
-    forward_rows<false, true>(weight, eps, out, mean, norm, alpha);
-  else
-    forward_rows<false, false>(weight, eps, out, mean, norm, alpha);
+  with_style(official, binary, [&](auto o, auto b) {
+    forward_rows<o, b>(weight, eps, out, mean, norm, alpha);
+  });
   return {out, mean, norm, alpha};
 }
 
@@ -174,19 +156,11 @@ Tensor weight_norm_backward(const Tensor& grad, const Tensor& weight,
               weight.sizes(), " differ");
   const int64_t rows = weight.size(0);
   for (const Tensor* t : {&mean, &norm, &alpha})
-    TORCH_CHECK(t->is_contiguous() && t->scalar_type() == at::kFloat &&
-                    t->numel() == rows,
-                "weight_norm_backward: per-row statistics must be ", rows,
-                " contiguous float32 values, got ", t->sizes());
+    channel_vector(*t, rows, "weight_norm_backward statistics");
   Tensor dw = at::empty(weight.sizes(), weight.options());
-  if (official && binary)
-    backward_rows<true, true>(grad, weight, mean, norm, alpha, dw);
-  else if (official)
-    backward_rows<true, false>(grad, weight, mean, norm, alpha, dw);
-  else if (binary)
-    backward_rows<false, true>(grad, weight, mean, norm, alpha, dw);
-  else
-    backward_rows<false, false>(grad, weight, mean, norm, alpha, dw);
+  with_style(official, binary, [&](auto o, auto b) {
+    backward_rows<o, b>(grad, weight, mean, norm, alpha, dw);
+  });
   return dw;
 }
 
