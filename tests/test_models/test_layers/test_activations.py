@@ -104,9 +104,10 @@ def test_extension_equals_torch(kind, shape):
         assert torch.equal(ext[1], ref[1])
         for a, b in zip(ext[2:], ref[2:]):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    with training.training_kernels(True):  # the extension ran above
-        node = type(module(x.clone().requires_grad_()).grad_fn).__name__
-    assert node.startswith(('RSignFunction', 'RPReLUFunction'))
+    for use_ext in (True, False):  # the paths compared above
+        with training.training_kernels(use_ext):
+            node = type(module(x.clone().requires_grad_()).grad_fn).__name__
+        assert node.startswith(('RSignFunction', 'RPReLUFunction')) == use_ext
     if kind == 'rsign':  # x + b = 0 gives +1 (eq. 1)
         zero = -module.bias.detach().view(1, -1, 1, 1).expand(shape)
         assert _run(module, zero.contiguous(), grad, True)[0].eq(1).all()
