@@ -10,6 +10,9 @@
 - ``rsign_*`` / ``rprelu_*``: RSign and RPReLU (``models/layers/
   activations.py``), forward and backward in one pass over the map each,
   the per-channel parameter gradients summed in that pass.
+- ``pack_signs``: the signs of a (N, C, H, W) map or a conv weight packed
+  for the XNOR-popcount kernels, with the check that makes them exact
+  (``models/layers/xnor_conv.py``: the forward of a binary convolution).
 
 Sums run in 16 interleaved partial sums per channel, so the results differ
 from PyTorch's reductions in the last bits only; element-wise results are
@@ -30,7 +33,7 @@ from .binary_conv import load_ext
 __all__ = [
     'training_ext', 'training_kernels', 'weight_norm_forward',
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
-    'rprelu_forward', 'rprelu_backward'
+    'rprelu_forward', 'rprelu_backward', 'pack_signs'
 ]
 
 _ext_missing = False
@@ -135,3 +138,23 @@ def rprelu_backward(grad: Tensor, x: Tensor, bias_in: Tensor,
     """Gradients of :func:`rprelu_forward`: ``[x (N, C, H, W), bias_in,
     weight, bias_out (C, )]``."""
     return load_ext().rprelu_backward(grad, x, bias_in, weight)
+
+
+def pack_signs(x: Tensor, groups: int) -> Tuple[Tensor, Tensor, bool]:
+    """Signs (``>= 0`` is +1) of a contiguous (N, C, H, W) float32 tensor
+    packed along C per group, read in place.
+
+    Args:
+        x (Tensor): An activation map, or a conv weight (C_out, C_in / G,
+            KH, KW) with ``groups=1``.
+        groups (int): Groups G of the convolution that reads ``x``.
+
+    Returns:
+        tuple: ``(packed, magnitude, uniform)``: packed (N, H, W, G * Wg)
+        uint64 as :func:`~nasbnn_mm.ops.binary_conv.pack_activation` (for a
+        weight: the :func:`~nasbnn_mm.ops.binary_conv.pack_weight` layout),
+        ``magnitude`` (N, ) = ``|x[n, 0, 0, 0]|``, and ``uniform``: every
+        value of each n has that magnitude (so ``x = magnitude * sign``
+        exactly; False on a zero among nonzeros, or a NaN).
+    """
+    return load_ext().pack_signs(x, groups)

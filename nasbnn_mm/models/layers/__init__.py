@@ -24,6 +24,7 @@ from .lsq import LSQConv2d, LSQQuantizer, grad_scale, round_ste
 from .shortcut import bireal_shortcut
 from .sliced_weight import slice_weight, sliced_grad_accumulation
 from .switches import binarization, set_binarization
+from .xnor_conv import xnor_conv2d
 
 MODELS.register_module(module=RSign)
 MODELS.register_module(module=RPReLU)
@@ -38,5 +39,5 @@ __all__ = [
     'DynamicMixin', 'DynamicBinaryConv2d', 'DynamicLSQConv2d',
     'DynamicBatchNorm2d', 'DynamicRSign', 'DynamicRPReLU', 'DynamicLinear',
     'bireal_shortcut', 'set_binarization', 'binarization', 'slice_weight',
-    'sliced_grad_accumulation'
+    'sliced_grad_accumulation', 'xnor_conv2d'
 ]

@@ -22,6 +22,7 @@ from nasbnn_mm.ops.training import (training_ext, weight_norm_backward,
 from nasbnn_mm.registry import MODELS
 from .activations import RSign, sign_forward
 from .bi_transformation import BiTransformation
+from .xnor_conv import xnor_conv2d
 
 __all__ = [
     'SignSTEFunction', 'sign_ste', 'NormalizedWeightFunction',
@@ -308,6 +309,10 @@ class BinaryConv2d(nn.Conv2d):
             x = self.input_sign(x)
         weight = binary_conv_weight(self.weight, self.binary_weights,
                                     self.weight_norm, self.bi_transform)
+        if (self.binary_weights and self.padding_mode == 'zeros'
+                and not isinstance(self.padding, str)):
+            return xnor_conv2d(x, weight, self.bias, self.stride, self.padding,
+                               self.dilation, self.groups)
         return self._conv_forward(x, weight, self.bias)
 
     def extra_repr(self) -> str:

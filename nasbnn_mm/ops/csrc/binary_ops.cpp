@@ -294,6 +294,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rprelu_backward", &nasbnn::rprelu_backward, py::arg("grad"),
         py::arg("x"), py::arg("bias_in"), py::arg("weight"),
         "Gradients of rprelu_forward: [x, bias_in, weight, bias_out].");
+  m.def("pack_signs", &nasbnn::pack_signs, py::arg("x"), py::arg("groups"),
+        "Signs of a (N, C, H, W) float32 tensor packed along C per group, "
+        "|x[n, 0, 0, 0]| per n, and whether each n has one magnitude.");
   m.def("kernel_path", &nasbnn::kernel_path, "The kernel path in use.");
   m.def("set_kernel_path", &nasbnn::set_kernel_path, py::arg("path"),
         "Force 'scalar', 'avx2' or 'avx512' ('auto': the fastest).");

@@ -242,6 +242,12 @@ std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
                                     const Tensor& bias_in,
                                     const Tensor& weight);
 
+// Signs of a contiguous (N, C, H, W) float32 tensor packed along C per
+// group ((N, H, W, G * Wg) uint64, as pack_activation), |x[n, 0, 0, 0]|
+// per n, and whether every value of each n has that magnitude. See
+// sign_pack_op.cpp.
+std::tuple<Tensor, Tensor, bool> pack_signs(const Tensor& x, int64_t groups);
+
 // The 8-bit stem: codes round(clamp(x / step, q_min, q_max)) (or x itself
 // without quantize_input), their convolution with the integer
 // weight_codes (C_out, C_in, K, K), exact in float32 for codes, then

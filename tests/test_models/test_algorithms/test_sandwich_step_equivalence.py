@@ -17,7 +17,7 @@ from nasbnn_mm.models.algorithms import TEACHER_MODES, SandwichSupernet
 from nasbnn_mm.models.layers import (DynamicBinaryConv2d, binarization,
                                      dynamic_binary_conv, set_binarization,
                                      sign_ste, slice_weight,
-                                     sliced_grad_accumulation)
+                                     sliced_grad_accumulation, xnor_conv)
 from nasbnn_mm.ops import training
 from nasbnn_mm.testing import TINY_SPACE, LabelSample
 
@@ -75,11 +75,21 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
                                     monkeypatch):
     """With PyTorch operations only the step's gradients equal the
     reference's to 1e-6 of their scale; the extension's training kernels
-    (weight normalization, RSign, RPReLU) sum in other orders (forward
-    ~1e-7 apart), which the LSQ steps' gradients amplify to a few 1e-6, so
-    2e-5 there."""
+    (weight normalization, RSign, RPReLU, the students' convolutions on
+    the XNOR-popcount kernels; the reference convolves with F.conv2d) sum
+    in other orders (forward ~1e-7 apart), which the LSQ steps' gradients
+    amplify to a few 1e-6, so 2e-5 there."""
     use_ext = kernels == 'extension'
     monkeypatch.setattr(training, '_enabled', use_ext)
+    packed = []  # whether each binary-weight conv of the steps was packed
+    pack_operands = xnor_conv._packed_operands
+
+    def counted(*args):
+        operands = pack_operands(*args)
+        packed.append(operands is not None)
+        return operands
+
+    monkeypatch.setattr(xnor_conv, '_packed_operands', counted)
     grad_tol = 2e-5 if use_ext else 1e-6
     torch.manual_seed(0)
     model = SandwichSupernet(
@@ -119,6 +129,7 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
         with monkeypatch.context() as patch:
             patch.setattr(dynamic_binary_conv, 'binary_conv_weight',
                           _composed_weight)
+            patch.setattr(dynamic_binary_conv, 'xnor_conv2d', F.conv2d)
             expected = _reference_step(reference, _batch(), ref_optim)
         assert grads.keys() == expected.keys()
         if step == 0:  # later steps start from (1e-7) different weights
@@ -133,6 +144,8 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
         # rounding differences do not grow over steps
         for (k, p), q in zip(model.named_parameters(), reference.parameters()):
             torch.testing.assert_close(p, q, atol=1e-6, rtol=0, msg=k)
+    # the students' convolutions ran on the popcount kernels (extension)
+    assert (packed and all(packed)) if use_ext else not packed
     # every binary conv took the in-place path during the steps only
     assert in_place and all(in_place)
     assert not any(m.in_place_grad for m in model.modules()
