@@ -4,25 +4,44 @@ One step = the Bi-Teacher (largest subnet, full-precision weights) plus the
 smallest and two random subnets, each forward + backward, then one Adam
 step: what ``SandwichSupernet.train_step`` does every iteration. Prints the
 median over ``--runs`` steps (after ``--warmup``) and one JSON line.
+``--ablate X`` times two steps per run instead, with X on and off in
+alternating order on the same subnets, and reports both and their ratio.
 
 Example:
     python tools/benchmarks/benchmark_sandwich_step.py \\
         --space nasbnn_in1k --batch 32 --size 64
 """
 import argparse
+import contextlib
 import json
+import random
 import statistics
 import time
 from collections import defaultdict
-from typing import Dict, List
+from typing import Callable, ContextManager, Dict, List
+from unittest import mock
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
+from nasbnn_mm.models.layers import dynamic_binary_conv
+from nasbnn_mm.ops.training import training_kernels
 from nasbnn_mm.testing import LabelSample
+
+
+def float_student_convs() -> ContextManager:
+    """The students' convolutions as F.conv2d (not the popcount kernels)."""
+    return mock.patch.object(dynamic_binary_conv, 'xnor_conv2d', F.conv2d)
+
+
+# what --ablate turns off: the students' convolutions on the popcount
+# kernels, or all of the extension's training kernels (those included)
+ABLATIONS: Dict[str, Callable[[], ContextManager]] = dict(
+    xnor=float_student_convs, kernels=lambda: training_kernels(False))
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,6 +57,10 @@ def parse_args() -> argparse.Namespace:
         '--profile',
         action='store_true',
         help='profile one more step: by op, by module, by backward node')
+    parser.add_argument(
+        '--ablate',
+        choices=sorted(ABLATIONS),
+        help='time each run with this on and off (same subnets)')
     return parser.parse_args()
 
 
@@ -90,6 +113,39 @@ def print_profile(prof: profile, total_ms: float) -> None:
                   f'{calls:>7}')
 
 
+def ablate(model: SandwichSupernet, batch: dict, optim: OptimWrapper,
+           args: argparse.Namespace) -> None:
+    """Two steps per run, ``args.ablate`` on and off (alternating which
+    goes first), the same random subnets in both; prints the medians and
+    the median per-run ratio off / on."""
+    times: Dict[str, List[float]] = dict(on=[], off=[])
+    for i in range(args.warmup + args.runs):
+        arms = ('on', 'off') if i % 2 else ('off', 'on')
+        for arm in arms:
+            model.rng = random.Random(i)  # the same subnets in both arms
+            off = ABLATIONS[args.ablate]() if arm == 'off' else None
+            with off or contextlib.nullcontext():
+                start = time.perf_counter()
+                model.train_step(batch, optim)
+            if i >= args.warmup:
+                times[arm].append((time.perf_counter() - start) * 1e3)
+    ratios = [b / a for a, b in zip(times['on'], times['off'])]
+    result = dict(
+        ablate=args.ablate,
+        threads=torch.get_num_threads(),
+        runs=args.runs,
+        median_ms_on=round(statistics.median(times['on']), 1),
+        median_ms_off=round(statistics.median(times['off']), 1),
+        off_over_on=round(statistics.median(ratios), 3),
+        off_over_on_range=[round(min(ratios), 3),
+                           round(max(ratios), 3)])
+    print(f'{args.ablate} on: {result["median_ms_on"]} ms, off: '
+          f'{result["median_ms_off"]} ms per step (medians); off / on per '
+          f'run {result["off_over_on"]} ({result["off_over_on_range"][0]}'
+          f'-{result["off_over_on_range"][1]}) over {args.runs} runs')
+    print(json.dumps(result))
+
+
 def main() -> None:
     args = parse_args()
     if args.threads:
@@ -103,6 +159,9 @@ def main() -> None:
         inputs=torch.randn(args.batch, 3, args.size, args.size),
         data_samples=[LabelSample(i % num_classes) for i in range(args.batch)])
     model.train()
+    if args.ablate:
+        ablate(model, batch, optim, args)
+        return
     times = []
     for i in range(args.warmup + args.runs):
         start = time.perf_counter()

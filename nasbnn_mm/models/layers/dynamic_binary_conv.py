@@ -47,34 +47,6 @@ def _as_choices(name: str, value: Union[int, Sequence[int]]) -> List[int]:
     return sorted(set(choices))
 
 
-def _reachable_taps(weight: Tensor, padding: int,
-                    size: Sequence[int]) -> Tuple[Tensor, Tuple[int, int]]:
-    """Drop the taps that only ever meet the zero padding.
-
-    At stride 1 a tap more than ``H - 1`` rows (``W - 1`` columns) from the
-    kernel's centre never reaches the (H, W) map, so the central
-    ``(2 * min(p, H - 1) + 1, 2 * min(p, W - 1) + 1)`` taps with that
-    padding give the same output (e.g. a 5x5 kernel on a 2x2 map is its
-    central 3x3: 36 % of the multiply-adds) and their gradients, the
-    others' being zero either way.
-
-    Args:
-        weight (Tensor): (C_out, C_in / G, K, K); cropped only for ``K =
-            2 * padding + 1``.
-        padding (int): The convolution's padding.
-        size (Sequence[int]): The input map's (H, W).
-
-    Returns:
-        tuple: The (view of the) central taps and their padding (ph, pw).
-    """
-    ph, pw = min(padding, size[0] - 1), min(padding, size[1] - 1)
-    if (ph, pw) != (padding, padding) and weight.shape[-1] == 2 * padding + 1:
-        weight = weight[..., padding - ph:padding + ph + 1,
-                        padding - pw:padding + pw + 1]
-        return weight, (ph, pw)
-    return weight, (padding, padding)
-
-
 class DynamicBinaryConv2d(DynamicMixin, nn.Module):
     """Binary convolution with width, kernel size and groups set per call.
 
@@ -326,12 +298,9 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         weight = binary_conv_weight(
             self._active_weight(setting, self.binary_weights),
             self.binary_weights, self.weight_norm, None)
-        padding = setting.padding
-        if self.stride == 1 and self.dilation == 1:
-            weight, padding = _reachable_taps(weight, padding, x.shape[-2:])
         conv = xnor_conv2d if self.binary_weights else F.conv2d
-        return conv(x, weight, None, self.stride, padding, self.dilation,
-                    setting.groups)
+        return conv(x, weight, None, self.stride, setting.padding,
+                    self.dilation, setting.groups)
 
     def largest_choice(self) -> Dict[str, int]:
         """The setting of ``forward`` without arguments."""

@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from nasbnn_mm.models.layers import (BinaryConv2d, DynamicBinaryConv2d,
-                                     binary_conv_weight, dynamic_binary_conv,
-                                     normalize_weight)
+                                     binary_conv_weight, normalize_weight)
 
 SETTING = ('in_channels', 'out_channels', 'kernel_size', 'groups')
 
@@ -157,31 +156,3 @@ def test_constructor_errors():
         DynamicBinaryConv2d(8, 8, 3, groups=[3, 6])
     with pytest.raises(ValueError, match="group_slicing 'diag' not in"):
         DynamicBinaryConv2d(8, 8, 3, group_slicing='diag')
-
-
-@pytest.mark.parametrize('size,kept', [((1, 1), (1, 1)), ((2, 2), (3, 3)),
-                                       ((2, 3), (3, 5)), ((3, 3), (5, 5))])
-def test_taps_past_the_map_are_dropped(size, kept, monkeypatch):
-    """At stride 1 a 5x5 kernel on maps smaller than 3x3 convolves with its
-    central taps only: the output and every gradient stay those of the
-    whole kernel (the dropped taps' gradients are zero)."""
-    torch.manual_seed(0)
-    conv = DynamicBinaryConv2d(8, 8, [3, 5])
-    shapes = []
-    conv_op = dynamic_binary_conv.xnor_conv2d
-    monkeypatch.setattr(
-        dynamic_binary_conv, 'xnor_conv2d',
-        lambda x, w, *args: shapes.append(w.shape[-2:]) or conv_op(
-            x, w, *args))
-    x = torch.randn(2, 8, *size).sign().requires_grad_()
-    out = conv(x)
-    assert shapes == [kept]
-    weight = conv._active_weight(conv._setting(8, 8, 5, 1), True)
-    weight = binary_conv_weight(weight, True, conv.weight_norm, None)
-    expected = F.conv2d(x, weight, None, 1, 2)
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
-    grad = torch.randn_like(out)
-    for got, want in zip(
-            torch.autograd.grad(out, [x, conv.weight], grad),
-            torch.autograd.grad(expected, [x, conv.weight], grad)):
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
