@@ -77,7 +77,8 @@ def _packed_operands(x: Tensor, weight: Tensor,
     weight row +-alpha_o, else None."""
     if (x.dim() != 4 or weight.dim() != 4 or weight.dtype != torch.float32
             or weight.device.type != 'cpu'
-            or weight.shape[2] != weight.shape[3]):
+            or weight.shape[2] != weight.shape[3] or x.numel() == 0
+            or weight.numel() == 0):
         return None
     packed_weight, alpha, uniform = pack_signs(weight.detach().contiguous(), 1)
     if not uniform:

@@ -114,9 +114,10 @@ std::tuple<Tensor, Tensor, bool> pack_signs(const Tensor& x,
               "pack_signs: expected a contiguous (N, C, H, W) CPU float32 "
               "tensor, got ", x.scalar_type(), " of shape ", x.sizes());
   const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
-  TORCH_CHECK(groups >= 1 && c % groups == 0 && n > 0 && hw > 0,
-              "pack_signs: channels ", c, " not divisible by groups ",
-              groups);
+  TORCH_CHECK(x.numel() > 0, "pack_signs: empty tensor of shape ",
+              x.sizes());
+  TORCH_CHECK(groups >= 1 && c % groups == 0, "pack_signs: channels ", c,
+              " not divisible by groups ", groups);
   const int64_t cg = c / groups, words = words_for(cg);
   const int64_t row_words = groups * words;
   Tensor packed = at::empty({n, x.size(2), x.size(3), row_words},
@@ -138,8 +139,8 @@ std::tuple<Tensor, Tensor, bool> pack_signs(const Tensor& x,
       const int64_t count = std::min<int64_t>(64, cg - 64 * w);
       uint32_t want;
       std::memcpy(&want, &mag[i], 4);
-      mixed[task] = pack(xs + (i * c + c0) * hw, count, hw, want,
-                              bits.data());
+      mixed[task] =
+          pack(xs + (i * c + c0) * hw, count, hw, want, bits.data());
       uint64_t* o = out + g * words + w;
       for (int64_t p = 0; p < hw; ++p) o[(i * hw + p) * row_words] = bits[p];
     }

@@ -99,6 +99,14 @@ def test_other_values_take_conv2d(spoil):
     torch.testing.assert_close(out, expected, atol=0, rtol=0, equal_nan=True)
 
 
+def test_empty_batch_takes_conv2d():
+    """No images (e.g. no RoIs for a binary head): F.conv2d's empty
+    output."""
+    x = torch.ones(0, 16, 6, 6, requires_grad=True)
+    out = xnor_conv2d(x, _binary_weight(8, 16, 3), None, 1, 1)
+    assert out.shape == (0, 8, 6, 6)
+
+
 def test_training_kernels_off_takes_conv2d():
     x = _signs(2, 16, 6, 6).requires_grad_()
     with training_kernels(False):
@@ -117,6 +125,11 @@ def test_pack_signs_equals_pack_activation(shape, groups, path):
     packed, magnitude, uniform = pack_signs(x, groups)
     assert torch.equal(packed, ops.pack_activation(x, groups))
     assert uniform and torch.equal(magnitude, torch.full((shape[0], ), .25))
+
+
+def test_pack_signs_refuses_an_empty_tensor():
+    with pytest.raises(RuntimeError, match='pack_signs: empty tensor'):
+        pack_signs(torch.ones(0, 16, 4, 4), 1)
 
 
 @pytest.mark.parametrize('k', [1, 3, 5])
