@@ -8,8 +8,12 @@ hits them alike; the median of ``--runs`` is reported):
 - ``conv``: binary 3×3 convolutions (>= 128 input channels) vs
   ``F.conv2d`` fp32 on the same shape and groups;
 - ``preset``: a Table-6 preset end to end (batch 1) packed vs the same
-  subnet's eager fp32 :class:`NASBNN` (and vs a "frozen" fp32 copy whose
-  binarized weights are computed once, i.e. plain conv layers);
+  subnet's eager fp32 :class:`NASBNN` (``training_kernels(False)``: every
+  op in PyTorch), vs the eager model as it runs by default (the extension's
+  RSign, RPReLU, weight normalization and its binary convolutions'
+  forward on the popcount kernels, ``models/layers/xnor_conv.py``), and vs
+  a "frozen" fp32 copy whose binarized weights are computed once, i.e.
+  plain conv layers;
 - ``spearman``: counted OPs vs packed latency over random subnets;
 - ``sizes``: packed file sizes of presets A-F.
 
@@ -41,6 +45,7 @@ from nasbnn_mm.models.layers.binary_conv import binary_conv_weight
 from nasbnn_mm.nas import (DEFAULT_SPACE, PRESETS, SearchSpace, count_arch_ops,
                            sample_random)
 from nasbnn_mm.ops import binary_conv as ops
+from nasbnn_mm.ops.training import training_kernels
 
 SECTIONS = ('gemm', 'conv', 'preset', 'spearman', 'sizes')
 # (M, K, N): pixels x input channels x output channels of 1×1 convs.
@@ -199,6 +204,12 @@ def frozen_fp32(model: NASBNN) -> nn.Module:
     return frozen.eval()
 
 
+def fp32_eager(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` with PyTorch operations only."""
+    with training_kernels(False):
+        return model(x)
+
+
 @torch.no_grad()
 def bench_preset(args: argparse.Namespace) -> dict:
     size = args.input_size
@@ -209,7 +220,8 @@ def bench_preset(args: argparse.Namespace) -> dict:
     runs = args.runs
     t = time_arms(
         {
-            'fp32 eager (NASBNN)': lambda: model(x),
+            'fp32 eager (NASBNN)': lambda: fp32_eager(model, x),
+            'eager, extension kernels': lambda: model(x),
             'fp32 frozen weights': lambda: frozen(x),
             'packed': lambda: packed(x)
         }, args.warmup, runs)
@@ -224,6 +236,7 @@ def bench_preset(args: argparse.Namespace) -> dict:
             for name, v in t.items()
         },
         speedup_vs_eager=t['fp32 eager (NASBNN)'] / t['packed'],
+        speedup_vs_eager_kernels=t['eager, extension kernels'] / t['packed'],
         speedup_vs_frozen=t['fp32 frozen weights'] / t['packed'])
 
 
@@ -324,9 +337,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'\n## preset {res["preset"]} {res["input"]} '
               f'({res["ops_m"]:.1f}M OPs), path {res["kernel_path"]}')
         for name, ms in res['ms'].items():
-            print(f'{name:<24}{ms:>10.2f} ms')
-        print(f'speedup vs eager {res["speedup_vs_eager"]:.1f}x, vs frozen '
-              f'fp32 {res["speedup_vs_frozen"]:.1f}x')
+            print(f'{name:<28}{ms:>10.2f} ms')
+        print(f'speedup vs fp32 eager {res["speedup_vs_eager"]:.1f}x, vs '
+              f'eager with the kernels '
+              f'{res["speedup_vs_eager_kernels"]:.1f}x, vs frozen fp32 '
+              f'{res["speedup_vs_frozen"]:.1f}x')
     if 'spearman' in args.sections:
         results['spearman'] = res = bench_spearman(args)
         print(f'\n## OPs vs packed latency, {len(res["subnets"])} random '
