@@ -10,6 +10,9 @@
 - ``rsign_*`` / ``rprelu_*``: RSign and RPReLU (``models/layers/
   activations.py``), forward and backward in one pass over the map each,
   the per-channel parameter gradients summed in that pass.
+- ``rprelu_rsign_*``: a block's ``RSign(RPReLU(y + r))`` (the residual
+  add, RPReLU and the next RSign) in one pass each way, keeping RPReLU's
+  output (the next shortcut) too.
 - ``pack_signs``: the signs of a (N, C, H, W) map or a conv weight packed
   for the XNOR-popcount kernels, with the check that makes them exact
   (``models/layers/xnor_conv.py``: the forward of a binary convolution).
@@ -33,7 +36,8 @@ from .binary_conv import load_ext
 __all__ = [
     'training_ext', 'training_kernels', 'weight_norm_forward',
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
-    'rprelu_forward', 'rprelu_backward', 'pack_signs'
+    'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
+    'rprelu_rsign_backward', 'pack_signs'
 ]
 
 _ext_missing = False
@@ -138,6 +142,27 @@ def rprelu_backward(grad: Tensor, x: Tensor, bias_in: Tensor,
     """Gradients of :func:`rprelu_forward`: ``[x (N, C, H, W), bias_in,
     weight, bias_out (C, )]``."""
     return load_ext().rprelu_backward(grad, x, bias_in, weight)
+
+
+def rprelu_rsign_forward(y: Tensor, r: Tensor, bias_in: Tensor, weight: Tensor,
+                         bias_out: Tensor, sign_bias: Tensor) -> List[Tensor]:
+    """``[out, sign]`` of contiguous (N, C, H, W) maps ``y``, ``r``: ``out
+    = PReLU(y + r + bias_in) + bias_out`` and ``sign = sign(out +
+    sign_bias)``, the float operations of :func:`rprelu_forward` and
+    :func:`rsign_forward`; parameters (C, ) each."""
+    return load_ext().rprelu_rsign_forward(y, r, bias_in, weight, bias_out,
+                                           sign_bias)
+
+
+def rprelu_rsign_backward(grad_out: Tensor, grad_sign: Tensor, y: Tensor,
+                          r: Tensor, bias_in: Tensor, weight: Tensor,
+                          bias_out: Tensor, sign_bias: Tensor) -> List[Tensor]:
+    """Gradients of :func:`rprelu_rsign_forward` from those of ``out`` and
+    ``sign``: ``[y (= r) (N, C, H, W), bias_in, weight, bias_out, sign_bias
+    (C, )]``, the values :func:`rsign_backward`, the sum of the two
+    gradients of ``out`` and :func:`rprelu_backward` give."""
+    return load_ext().rprelu_rsign_backward(grad_out, grad_sign, y, r, bias_in,
+                                            weight, bias_out, sign_bias)
 
 
 def pack_signs(x: Tensor, groups: int) -> Tuple[Tensor, Tensor, bool]:

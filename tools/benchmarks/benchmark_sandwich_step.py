@@ -28,6 +28,7 @@ from mmengine.optim import OptimWrapper
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
+from nasbnn_mm.models.backbones import super_bnn
 from nasbnn_mm.models.layers import dynamic_binary_conv
 from nasbnn_mm.ops.training import training_kernels
 from nasbnn_mm.testing import LabelSample
@@ -38,10 +39,23 @@ def float_student_convs() -> ContextManager:
     return mock.patch.object(dynamic_binary_conv, 'xnor_conv2d', F.conv2d)
 
 
+def separate_activations() -> ContextManager:
+    """The blocks' residual add, RPReLU and RSign as three operations."""
+
+    def separate(y, r, act, sign):
+        out = act(y + r)
+        return out, sign(out)
+
+    return mock.patch.object(super_bnn, 'residual_rprelu_rsign', separate)
+
+
 # what --ablate turns off: the students' convolutions on the popcount
-# kernels, or all of the extension's training kernels (those included)
+# kernels, the fused add + RPReLU + RSign, or all of the extension's
+# training kernels (those included)
 ABLATIONS: Dict[str, Callable[[], ContextManager]] = dict(
-    xnor=float_student_convs, kernels=lambda: training_kernels(False))
+    xnor=float_student_convs,
+    fused_act=separate_activations,
+    kernels=lambda: training_kernels(False))
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,6 +20,7 @@ from nasbnn_mm.nas import DEFAULT_SPACE, ArchType
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import OptMultiConfig, UserError
 from ..layers import BinaryConv2d, RPReLU, RSign
+from ..layers.activations import residual_rprelu_rsign
 from ..layers.shortcut import bireal_shortcut
 from .base_nasbnn import BaseSubnet
 
@@ -85,10 +86,10 @@ class BinarySeparableBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C_in, H, W) -> (N, C_out, H / s, W / s)."""
-        out = self.act1(
-            self.bn1(self.conv1(self.sign1(x))) +
-            bireal_shortcut(x, x.shape[1], self.stride))
-        out2 = self.bn2(self.conv2(self.sign2(out)))
+        out, signs = residual_rprelu_rsign(
+            self.bn1(self.conv1(self.sign1(x))),
+            bireal_shortcut(x, x.shape[1], self.stride), self.act1, self.sign2)
+        out2 = self.bn2(self.conv2(signs))
         return self.act2(out2 + bireal_shortcut(out, out2.shape[1], 1))
 
 

@@ -19,6 +19,7 @@ from nasbnn_mm.utils import OptMultiConfig, UserError
 from ..layers import (DynamicBatchNorm2d, DynamicBinaryConv2d,
                       DynamicLSQConv2d, DynamicMixin, DynamicRPReLU,
                       DynamicRSign)
+from ..layers.activations import residual_rprelu_rsign
 from ..layers.shortcut import bireal_shortcut
 from .base_nasbnn import BaseNASBNNBackbone, NASBNNStem
 from .nasbnn import NASBNN, BinarySeparableBlock, WeightNormType
@@ -144,9 +145,10 @@ class SuperSeparableBlock(DynamicMixin, nn.Module):
         in_channels = x.shape[1]
         out = self.conv1(
             self.sign1(x), in_channels, layer.kernel_size, layer.groups)
-        out = self.act1(
-            self.bn1(out) + bireal_shortcut(x, in_channels, self.stride))
-        out2 = self.conv2(self.sign2(out), layer.channels, 1, 1)
+        out, signs = residual_rprelu_rsign(
+            self.bn1(out), bireal_shortcut(x, in_channels, self.stride),
+            self.act1, self.sign2)
+        out2 = self.conv2(signs, layer.channels, 1, 1)
         return self.act2(
             self.bn2(out2) + bireal_shortcut(out, layer.channels, 1))
 

@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasbnn_mm.ops.training import (rprelu_backward, rprelu_forward,
-                                    rsign_backward, rsign_forward,
-                                    training_ext)
+                                    rprelu_rsign_backward,
+                                    rprelu_rsign_forward, rsign_backward,
+                                    rsign_forward, training_ext)
 
 __all__ = [
     'sign_forward', 'ApproxSignFunction', 'binary_sign', 'RSignFunction',
-    'RPReLUFunction', 'RSign', 'RPReLU'
+    'RPReLUFunction', 'RPReLURSignFunction', 'RSign', 'RPReLU',
+    'residual_rprelu_rsign'
 ]
 
 
@@ -210,3 +212,56 @@ class RPReLU(nn.Module):
 
     def extra_repr(self) -> str:
         return f'{self.num_channels}'
+
+
+class RPReLURSignFunction(torch.autograd.Function):
+    """``out = RPReLU(y + r)`` and ``RSign(out)`` in one extension call each
+    way (CPU float32, (N, C, H, W)); outputs and input gradients equal those
+    of the separate modules bit for bit, parameter gradients too (the same
+    per-channel summation)."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, r: Tensor, bias_in: Tensor, weight: Tensor,
+                bias_out: Tensor, sign_bias: Tensor) -> Tuple[Tensor, Tensor]:
+        params = (bias_in, weight, bias_out, sign_bias)
+        ctx.save_for_backward(y, r, *params)
+        out, sign = rprelu_rsign_forward(y, r, *params)
+        return out, sign
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor,
+                 grad_sign: Tensor) -> Tuple[Tensor, ...]:
+        y, r, *params = ctx.saved_tensors
+        grad, *param_grads = rprelu_rsign_backward(grad_out.contiguous(),
+                                                   grad_sign.contiguous(), y,
+                                                   r, *params)
+        return (grad, grad, *param_grads)
+
+
+def residual_rprelu_rsign(y: Tensor, r: Tensor, act: RPReLU,
+                          sign: RSign) -> Tuple[Tensor, Tensor]:
+    """``out = act(y + r)`` and ``sign(out)``: a block's residual add,
+    RPReLU and the next convolution's RSign.
+
+    One :class:`RPReLURSignFunction` on CPU float32 maps of one shape with a
+    binarizing ``sign`` (the modules' first C parameters, as the dynamic
+    modules use them); the modules themselves elsewhere.
+
+    Args:
+        y (Tensor): (N, C, H, W), e.g. a BN output.
+        r (Tensor): (N, C, H, W), the shortcut.
+        act (RPReLU): The activation (or a :class:`DynamicRPReLU`).
+        sign (RSign): The binarization (or a :class:`DynamicRSign`).
+
+    Returns:
+        tuple[Tensor, Tensor]: ``out`` and its signs, (N, C, H, W) each.
+    """
+    c = y.shape[1] if y.dim() == 4 else -1
+    if (not sign.binary or not _use_extension(y) or y.shape != r.shape
+            or r.dtype != y.dtype
+            or not 0 < c <= min(act.num_channels, sign.num_channels)):
+        out = act(y + r)
+        return out, sign(out)
+    params = (act.bias_in[:c], act.weight[:c], act.bias_out[:c], sign.bias[:c])
+    return RPReLURSignFunction.apply(y.contiguous(), r.contiguous(),
+                                     *(p.contiguous() for p in params))

@@ -156,4 +156,93 @@ std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
   return {gx, g_bias_in, g_weight, g_bias_out};
 }
 
+// RPReLU of y + r, then RSign of its output (a block's first half):
+// {out, sign}, the same float operations as rprelu_forward(y + r) and
+// rsign_forward(out) in one pass.
+std::vector<Tensor> rprelu_rsign_forward(const Tensor& y, const Tensor& r,
+                                         const Tensor& bias_in,
+                                         const Tensor& weight,
+                                         const Tensor& bias_out,
+                                         const Tensor& sign_bias) {
+  const Planes p = check_grad(r, y, "rprelu_rsign_forward");
+  const char* name = "rprelu_rsign_forward parameters";
+  const float* bi = channel_vector(bias_in, p.c, name);
+  const float* a = channel_vector(weight, p.c, name);
+  const float* bo = channel_vector(bias_out, p.c, name);
+  const float* bs = channel_vector(sign_bias, p.c, name);
+  Tensor out = at::empty_like(y), sign = at::empty_like(y);
+  const float *ys = y.data_ptr<float>(), *rs = r.data_ptr<float>();
+  float *os = out.data_ptr<float>(), *ss = sign.data_ptr<float>();
+  for_channels(p, [&](int64_t c) {
+    for (int64_t n = 0; n < p.n; ++n) {
+      const int64_t o = (n * p.c + c) * p.hw;
+      for (int64_t i = 0; i < p.hw; ++i) {
+        const float t = (ys[o + i] + rs[o + i]) + bi[c];
+        const float v =
+            (keep_if(t > 0.f, t) + keep_if(!(t > 0.f), a[c] * t)) + bo[c];
+        os[o + i] = v;
+        ss[o + i] = std::copysign(1.f, (v + bs[c]) + 0.f);
+      }
+    }
+  });
+  return {out, sign};
+}
+
+// Gradients of rprelu_rsign_forward given those of out and sign: {the
+// gradient of y (= that of r), bias_in, weight, bias_out, sign_bias}; the
+// element-wise values and per-channel sums as rsign_backward, the sum of
+// the two gradients of out, then rprelu_backward compute them.
+std::vector<Tensor> rprelu_rsign_backward(
+    const Tensor& grad_out, const Tensor& grad_sign, const Tensor& y,
+    const Tensor& r, const Tensor& bias_in, const Tensor& weight,
+    const Tensor& bias_out, const Tensor& sign_bias) {
+  const Planes p = check_grad(grad_out, y, "rprelu_rsign_backward");
+  check_grad(grad_sign, y, "rprelu_rsign_backward");
+  check_grad(r, y, "rprelu_rsign_backward");
+  const char* name = "rprelu_rsign_backward parameters";
+  const float* bi = channel_vector(bias_in, p.c, name);
+  const float* a = channel_vector(weight, p.c, name);
+  const float* bo = channel_vector(bias_out, p.c, name);
+  const float* bs = channel_vector(sign_bias, p.c, name);
+  Tensor gx = at::empty_like(y);
+  std::vector<Tensor> sums;
+  for (int k = 0; k < 4; ++k) sums.push_back(at::empty({p.c}, y.options()));
+  const float *ys = y.data_ptr<float>(), *rs = r.data_ptr<float>();
+  const float *go = grad_out.data_ptr<float>(),
+              *gs = grad_sign.data_ptr<float>();
+  float* gxs = gx.data_ptr<float>();
+  float *gbi = sums[0].data_ptr<float>(), *ga = sums[1].data_ptr<float>(),
+        *gbo = sums[2].data_ptr<float>(), *gbs = sums[3].data_ptr<float>();
+  for_channels(p, [&](int64_t c) {
+    float s_in = 0.f, s_a = 0.f, s_out = 0.f, s_sign = 0.f;
+    for (int64_t n = 0; n < p.n; ++n) {
+      const int64_t o = (n * p.c + c) * p.hw;
+      LaneAcc acc_in, acc_a, acc_out, acc_sign;
+      for_lanes(p.hw, [&](int64_t k, int j) {
+        const float t = (ys[o + k] + rs[o + k]) + bi[c];
+        const bool pos = t > 0.f;
+        const float v = (keep_if(pos, t) + keep_if(!pos, a[c] * t)) + bo[c];
+        const float u = 1.f - std::fabs(v + bs[c]);
+        const float d_sign = gs[o + k] * (keep_if(u > 0.f, u) * 2.f);
+        acc_sign.v[j] += d_sign;
+        const float g = go[o + k] + d_sign;
+        const float d = keep_if(pos, g) + keep_if(!pos, a[c] * g);
+        gxs[o + k] = d;
+        acc_in.v[j] += d;
+        acc_a.v[j] += keep_if(!pos, t * g);
+        acc_out.v[j] += g;
+      });
+      s_in += acc_in.total();
+      s_a += acc_a.total();
+      s_out += acc_out.total();
+      s_sign += acc_sign.total();
+    }
+    gbi[c] = s_in;
+    ga[c] = s_a;
+    gbo[c] = s_out;
+    gbs[c] = s_sign;
+  });
+  return {gx, sums[0], sums[1], sums[2], sums[3]};
+}
+
 }  // namespace nasbnn

@@ -294,6 +294,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rprelu_backward", &nasbnn::rprelu_backward, py::arg("grad"),
         py::arg("x"), py::arg("bias_in"), py::arg("weight"),
         "Gradients of rprelu_forward: [x, bias_in, weight, bias_out].");
+  m.def("rprelu_rsign_forward", &nasbnn::rprelu_rsign_forward,
+        py::arg("y"), py::arg("r"), py::arg("bias_in"), py::arg("weight"),
+        py::arg("bias_out"), py::arg("sign_bias"),
+        "[out, sign]: out = PReLU(y + r + bias_in) + bias_out, sign = "
+        "sign(out + sign_bias).");
+  m.def("rprelu_rsign_backward", &nasbnn::rprelu_rsign_backward,
+        py::arg("grad_out"), py::arg("grad_sign"), py::arg("y"),
+        py::arg("r"), py::arg("bias_in"), py::arg("weight"),
+        py::arg("bias_out"), py::arg("sign_bias"),
+        "Gradients of rprelu_rsign_forward: [y (= r), bias_in, weight, "
+        "bias_out, sign_bias].");
   m.def("pack_signs", &nasbnn::pack_signs, py::arg("x"), py::arg("groups"),
         "Signs of a (N, C, H, W) float32 tensor packed along C per group, "
         "|x[n, 0, 0, 0]| per n, and whether each n has one magnitude.");

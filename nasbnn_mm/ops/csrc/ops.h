@@ -241,6 +241,17 @@ Tensor rprelu_forward(const Tensor& x, const Tensor& bias_in,
 std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
                                     const Tensor& bias_in,
                                     const Tensor& weight);
+// RPReLU(y + r) and RSign of its output in one pass each way (a block's
+// first half); the backward also sums the four parameters' gradients.
+std::vector<Tensor> rprelu_rsign_forward(const Tensor& y, const Tensor& r,
+                                         const Tensor& bias_in,
+                                         const Tensor& weight,
+                                         const Tensor& bias_out,
+                                         const Tensor& sign_bias);
+std::vector<Tensor> rprelu_rsign_backward(
+    const Tensor& grad_out, const Tensor& grad_sign, const Tensor& y,
+    const Tensor& r, const Tensor& bias_in, const Tensor& weight,
+    const Tensor& bias_out, const Tensor& sign_bias);
 
 // Signs of a contiguous (N, C, H, W) float32 tensor packed along C per
 // group ((N, H, W, G * Wg) uint64, as pack_activation), |x[n, 0, 0, 0]|
