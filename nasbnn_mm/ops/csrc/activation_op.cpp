@@ -174,14 +174,20 @@ std::vector<Tensor> rprelu_rsign_forward(const Tensor& y, const Tensor& r,
   const float *ys = y.data_ptr<float>(), *rs = r.data_ptr<float>();
   float *os = out.data_ptr<float>(), *ss = sign.data_ptr<float>();
   for_channels(p, [&](int64_t c) {
+    const float b_in = bi[c], slope = a[c], b_out = bo[c], b_sign = bs[c];
     for (int64_t n = 0; n < p.n; ++n) {
       const int64_t o = (n * p.c + c) * p.hw;
+      // restrict: the outputs are fresh tensors, so the loop vectorizes
+      const float* __restrict yp = ys + o;
+      const float* __restrict rp = rs + o;
+      float* __restrict op = os + o;
+      float* __restrict sp = ss + o;
       for (int64_t i = 0; i < p.hw; ++i) {
-        const float t = (ys[o + i] + rs[o + i]) + bi[c];
+        const float t = (yp[i] + rp[i]) + b_in;
         const float v =
-            (keep_if(t > 0.f, t) + keep_if(!(t > 0.f), a[c] * t)) + bo[c];
-        os[o + i] = v;
-        ss[o + i] = std::copysign(1.f, (v + bs[c]) + 0.f);
+            (keep_if(t > 0.f, t) + keep_if(!(t > 0.f), slope * t)) + b_out;
+        op[i] = v;
+        sp[i] = std::copysign(1.f, (v + b_sign) + 0.f);
       }
     }
   });
