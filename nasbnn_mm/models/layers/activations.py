@@ -17,6 +17,7 @@ from nasbnn_mm.ops.training import (rprelu_backward, rprelu_forward,
                                     rprelu_rsign_backward,
                                     rprelu_rsign_forward, rsign_backward,
                                     rsign_forward, training_ext)
+from .dynamic_op import DynamicMixin
 
 __all__ = [
     'sign_forward', 'ApproxSignFunction', 'binary_sign', 'RSignFunction',
@@ -238,6 +239,14 @@ class RPReLURSignFunction(torch.autograd.Function):
         return (grad, grad, *param_grads)
 
 
+def _takes(module: nn.Module, channels: int) -> bool:
+    """Whether ``module`` runs on ``channels`` channels: all of them, or
+    (a dynamic module) its first ``channels``."""
+    if isinstance(module, DynamicMixin):
+        return 0 < channels <= module.num_channels
+    return channels == module.num_channels
+
+
 def residual_rprelu_rsign(y: Tensor, r: Tensor, act: RPReLU,
                           sign: RSign) -> Tuple[Tensor, Tensor]:
     """``out = act(y + r)`` and ``sign(out)``: a block's residual add,
@@ -258,9 +267,9 @@ def residual_rprelu_rsign(y: Tensor, r: Tensor, act: RPReLU,
     """
     c = y.shape[1] if y.dim() == 4 else -1
     if (not sign.binary or not _use_extension(y) or y.shape != r.shape
-            or r.dtype != y.dtype
-            or not 0 < c <= min(act.num_channels, sign.num_channels)):
-        out = act(y + r)
+            or r.dtype != y.dtype or not _takes(act, c)
+            or not _takes(sign, c)):
+        out = act(y + r)  # and the modules' own errors, if any
         return out, sign(out)
     params = (act.bias_in[:c], act.weight[:c], act.bias_out[:c], sign.bias[:c])
     return RPReLURSignFunction.apply(y.contiguous(), r.contiguous(),

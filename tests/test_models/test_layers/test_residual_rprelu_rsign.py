@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nasbnn_mm.models.layers import DynamicRPReLU, DynamicRSign
+from nasbnn_mm.models.layers import DynamicRPReLU, DynamicRSign, RPReLU, RSign
 from nasbnn_mm.models.layers.activations import residual_rprelu_rsign
 from nasbnn_mm.ops import training
 
@@ -77,3 +77,15 @@ def test_other_cases_take_the_modules(case):
     assert node != 'RPReLURSignFunctionBackward'
     for a, b in zip(got, want):
         assert torch.equal(a, b)
+
+
+def test_static_modules_need_their_width():
+    """Static RPReLU / RSign take the fused path at their own width only;
+    at another width the modules raise as they would alone."""
+    act, sign = RPReLU(4), RSign(4)
+    y = torch.randn(2, 4, 3, 3, requires_grad=True)
+    out, _ = residual_rprelu_rsign(y, torch.randn(2, 4, 3, 3), act, sign)
+    if training.training_ext(y) is not None:
+        assert type(out.grad_fn).__name__ == 'RPReLURSignFunctionBackward'
+    with pytest.raises(RuntimeError):
+        residual_rprelu_rsign(y[:, :3], torch.randn(2, 3, 3, 3), act, sign)
