@@ -49,6 +49,83 @@ void for_channels(const Planes& p, F f) {
   });
 }
 
+// RPReLU of a pre-activation t (= x + b_in): F.prelu's t where t > 0,
+// else slope * t (as max(0, t) + slope * min(0, t)), then + b_out.
+inline float rprelu(float t, float slope, float b_out) {
+  return (keep_if(t > 0.f, t) + keep_if(!(t > 0.f), slope * t)) + b_out;
+}
+
+// sign(v) with sign(0) = +1 (eq. 1): + 0 turns -0 into +0.
+inline float sign_of(float v) { return std::copysign(1.f, v + 0.f); }
+
+// ApproxSign gradient at v (= x + b): g * 2 * max(0, 1 - |v|), the max as
+// a mask (fmax keeps a scalar loop).
+inline float approx_sign_grad(float g, float v) {
+  const float u = 1.f - std::fabs(v);
+  return g * (keep_if(u > 0.f, u) * 2.f);
+}
+
+// Operands of RPReLU's backward: the pre-activation x (+ r when fused with
+// the following RSign), the gradients, the parameters (C, ) and the
+// outputs: the input gradient and the per-channel parameter sums.
+struct RPReLUGrad {
+  const float *x, *r, *grad, *grad_sign;
+  const float *bias_in, *slope, *bias_out, *sign_bias;
+  float *grad_x, *sum_in, *sum_slope, *sum_out, *sum_sign;
+};
+
+// RPReLU's backward per channel, each plane's sums in LaneAcc lanes; with
+// kSign first the ApproxSign gradient of sign(out + sign_bias) (out
+// recomputed), added to the gradient of out.
+template <bool kSign>
+void rprelu_backward_planes(const Planes& p, const RPReLUGrad& a) {
+  for_channels(p, [&](int64_t c) {
+    float s_in = 0.f, s_slope = 0.f, s_out = 0.f, s_sign = 0.f;
+    for (int64_t n = 0; n < p.n; ++n) {
+      const int64_t o = (n * p.c + c) * p.hw;
+      LaneAcc acc_in, acc_slope, acc_out, acc_sign;
+      for_lanes(p.hw, [&](int64_t k, int j) {
+        float t, g = a.grad[o + k];
+        if constexpr (kSign) {
+          t = (a.x[o + k] + a.r[o + k]) + a.bias_in[c];
+          const float d_sign = approx_sign_grad(
+              a.grad_sign[o + k],
+              rprelu(t, a.slope[c], a.bias_out[c]) + a.sign_bias[c]);
+          acc_sign.v[j] += d_sign;
+          g = g + d_sign;
+        } else {
+          t = a.x[o + k] + a.bias_in[c];
+        }
+        const bool pos = t > 0.f;
+        const float d = keep_if(pos, g) + keep_if(!pos, a.slope[c] * g);
+        a.grad_x[o + k] = d;
+        acc_in.v[j] += d;
+        acc_slope.v[j] += keep_if(!pos, t * g);
+        acc_out.v[j] += g;
+      });
+      s_in += acc_in.total();
+      s_slope += acc_slope.total();
+      s_out += acc_out.total();
+      if constexpr (kSign) s_sign += acc_sign.total();
+    }
+    a.sum_in[c] = s_in;
+    a.sum_slope[c] = s_slope;
+    a.sum_out[c] = s_out;
+    if constexpr (kSign) a.sum_sign[c] = s_sign;
+  });
+}
+
+// count (C, ) tensors for a backward's per-channel parameter sums.
+std::vector<Tensor> channel_sums(const Planes& p, const Tensor& like,
+                                 int count) {
+  std::vector<Tensor> sums;
+  for (int k = 0; k < count; ++k)
+    sums.push_back(at::empty({p.c}, like.options()));
+  return sums;
+}
+
+float* data(Tensor& t) { return t.data_ptr<float>(); }
+
 }  // namespace
 
 Tensor rsign_forward(const Tensor& x, const Tensor& bias) {
@@ -60,9 +137,7 @@ Tensor rsign_forward(const Tensor& x, const Tensor& bias) {
   for_channels(p, [&](int64_t c) {
     for (int64_t n = 0; n < p.n; ++n) {
       const int64_t o = (n * p.c + c) * p.hw;
-      // sign(0) = +1 (eq. 1): + 0 turns -0 into +0
-      for (int64_t i = 0; i < p.hw; ++i)
-        ys[o + i] = std::copysign(1.f, (xs[o + i] + b[c]) + 0.f);
+      for (int64_t i = 0; i < p.hw; ++i) ys[o + i] = sign_of(xs[o + i] + b[c]);
     }
   });
   return y;
@@ -80,11 +155,8 @@ std::tuple<Tensor, Tensor> rsign_backward(const Tensor& grad, const Tensor& x,
     float sum = 0.f;
     for (int64_t n = 0; n < p.n; ++n) {
       const int64_t o = (n * p.c + c) * p.hw;
-      // ApproxSign: 2 * max(0, 1 - |x + b|) (the max as a mask: fmax
-      // keeps a scalar loop)
       sum += lane_sum(p.hw, [&](int64_t k) {
-        const float v = 1.f - std::fabs(xs[o + k] + b[c]);
-        const float d = gs[o + k] * (keep_if(v > 0.f, v) * 2.f);
+        const float d = approx_sign_grad(gs[o + k], xs[o + k] + b[c]);
         gxs[o + k] = d;
         return d;
       });
@@ -106,12 +178,8 @@ Tensor rprelu_forward(const Tensor& x, const Tensor& bias_in,
   for_channels(p, [&](int64_t c) {
     for (int64_t n = 0; n < p.n; ++n) {
       const int64_t o = (n * p.c + c) * p.hw;
-      for (int64_t i = 0; i < p.hw; ++i) {
-        const float t = xs[o + i] + bi[c];
-        // F.prelu: t where t > 0, else a * t (as max(0,t) + a*min(0,t))
-        ys[o + i] = (keep_if(t > 0.f, t) + keep_if(!(t > 0.f), a[c] * t)) +
-                    bo[c];
-      }
+      for (int64_t i = 0; i < p.hw; ++i)
+        ys[o + i] = rprelu(xs[o + i] + bi[c], a[c], bo[c]);
     }
   });
   return y;
@@ -121,39 +189,15 @@ std::vector<Tensor> rprelu_backward(const Tensor& grad, const Tensor& x,
                                     const Tensor& bias_in,
                                     const Tensor& weight) {
   const Planes p = check_grad(grad, x, "rprelu_backward");
-  const float* bi = channel_vector(bias_in, p.c, "rprelu_backward bias_in");
-  const float* a = channel_vector(weight, p.c, "rprelu_backward weight");
   Tensor gx = at::empty_like(x);
-  Tensor g_bias_in = at::empty({p.c}, x.options());
-  Tensor g_weight = at::empty({p.c}, x.options());
-  Tensor g_bias_out = at::empty({p.c}, x.options());
-  const float *xs = x.data_ptr<float>(), *gs = grad.data_ptr<float>();
-  float* gxs = gx.data_ptr<float>();
-  float *gbi = g_bias_in.data_ptr<float>(), *ga = g_weight.data_ptr<float>(),
-        *gbo = g_bias_out.data_ptr<float>();
-  for_channels(p, [&](int64_t c) {
-    float s_in = 0.f, s_a = 0.f, s_out = 0.f;
-    for (int64_t n = 0; n < p.n; ++n) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      LaneAcc acc_in, acc_a, acc_out;
-      for_lanes(p.hw, [&](int64_t k, int j) {
-        const float g = gs[o + k], t = xs[o + k] + bi[c];
-        const bool pos = t > 0.f;
-        const float d = keep_if(pos, g) + keep_if(!pos, a[c] * g);
-        gxs[o + k] = d;
-        acc_in.v[j] += d;
-        acc_a.v[j] += keep_if(!pos, t * g);
-        acc_out.v[j] += g;
-      });
-      s_in += acc_in.total();
-      s_a += acc_a.total();
-      s_out += acc_out.total();
-    }
-    gbi[c] = s_in;
-    ga[c] = s_a;
-    gbo[c] = s_out;
-  });
-  return {gx, g_bias_in, g_weight, g_bias_out};
+  std::vector<Tensor> sums = channel_sums(p, x, 3);
+  rprelu_backward_planes<false>(
+      p, {x.data_ptr<float>(), nullptr, grad.data_ptr<float>(), nullptr,
+          channel_vector(bias_in, p.c, "rprelu_backward bias_in"),
+          channel_vector(weight, p.c, "rprelu_backward weight"), nullptr,
+          nullptr, data(gx), data(sums[0]), data(sums[1]), data(sums[2]),
+          nullptr});
+  return {gx, sums[0], sums[1], sums[2]};
 }
 
 // RPReLU of y + r, then RSign of its output (a block's first half):
@@ -183,11 +227,9 @@ std::vector<Tensor> rprelu_rsign_forward(const Tensor& y, const Tensor& r,
       float* __restrict op = os + o;
       float* __restrict sp = ss + o;
       for (int64_t i = 0; i < p.hw; ++i) {
-        const float t = (yp[i] + rp[i]) + b_in;
-        const float v =
-            (keep_if(t > 0.f, t) + keep_if(!(t > 0.f), slope * t)) + b_out;
+        const float v = rprelu((yp[i] + rp[i]) + b_in, slope, b_out);
         op[i] = v;
-        sp[i] = std::copysign(1.f, (v + b_sign) + 0.f);
+        sp[i] = sign_of(v + b_sign);
       }
     }
   });
@@ -206,48 +248,16 @@ std::vector<Tensor> rprelu_rsign_backward(
   check_grad(grad_sign, y, "rprelu_rsign_backward");
   check_grad(r, y, "rprelu_rsign_backward");
   const char* name = "rprelu_rsign_backward parameters";
-  const float* bi = channel_vector(bias_in, p.c, name);
-  const float* a = channel_vector(weight, p.c, name);
-  const float* bo = channel_vector(bias_out, p.c, name);
-  const float* bs = channel_vector(sign_bias, p.c, name);
   Tensor gx = at::empty_like(y);
-  std::vector<Tensor> sums;
-  for (int k = 0; k < 4; ++k) sums.push_back(at::empty({p.c}, y.options()));
-  const float *ys = y.data_ptr<float>(), *rs = r.data_ptr<float>();
-  const float *go = grad_out.data_ptr<float>(),
-              *gs = grad_sign.data_ptr<float>();
-  float* gxs = gx.data_ptr<float>();
-  float *gbi = sums[0].data_ptr<float>(), *ga = sums[1].data_ptr<float>(),
-        *gbo = sums[2].data_ptr<float>(), *gbs = sums[3].data_ptr<float>();
-  for_channels(p, [&](int64_t c) {
-    float s_in = 0.f, s_a = 0.f, s_out = 0.f, s_sign = 0.f;
-    for (int64_t n = 0; n < p.n; ++n) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      LaneAcc acc_in, acc_a, acc_out, acc_sign;
-      for_lanes(p.hw, [&](int64_t k, int j) {
-        const float t = (ys[o + k] + rs[o + k]) + bi[c];
-        const bool pos = t > 0.f;
-        const float v = (keep_if(pos, t) + keep_if(!pos, a[c] * t)) + bo[c];
-        const float u = 1.f - std::fabs(v + bs[c]);
-        const float d_sign = gs[o + k] * (keep_if(u > 0.f, u) * 2.f);
-        acc_sign.v[j] += d_sign;
-        const float g = go[o + k] + d_sign;
-        const float d = keep_if(pos, g) + keep_if(!pos, a[c] * g);
-        gxs[o + k] = d;
-        acc_in.v[j] += d;
-        acc_a.v[j] += keep_if(!pos, t * g);
-        acc_out.v[j] += g;
-      });
-      s_in += acc_in.total();
-      s_a += acc_a.total();
-      s_out += acc_out.total();
-      s_sign += acc_sign.total();
-    }
-    gbi[c] = s_in;
-    ga[c] = s_a;
-    gbo[c] = s_out;
-    gbs[c] = s_sign;
-  });
+  std::vector<Tensor> sums = channel_sums(p, y, 4);
+  rprelu_backward_planes<true>(
+      p, {y.data_ptr<float>(), r.data_ptr<float>(),
+          grad_out.data_ptr<float>(), grad_sign.data_ptr<float>(),
+          channel_vector(bias_in, p.c, name),
+          channel_vector(weight, p.c, name),
+          channel_vector(bias_out, p.c, name),
+          channel_vector(sign_bias, p.c, name), data(gx), data(sums[0]),
+          data(sums[1]), data(sums[2]), data(sums[3])});
   return {gx, sums[0], sums[1], sums[2], sums[3]};
 }
 
