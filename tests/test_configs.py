@@ -1,4 +1,5 @@
 """Every shipped config parses and builds; detectors run a forward pass."""
+import copy
 import glob
 import os.path as osp
 
@@ -138,3 +139,41 @@ def test_binary_det_config_trains_one_step(path):
                  'rpn_head.rpn_conv.', 'roi_head.bbox_head.shared_fcs.',
                  'roi_head.bbox_head.fc_cls.'):
         assert any(n.startswith(part) for n in changed), part
+
+
+def test_supernet_schedule_adam_is_fused_and_updates_as_the_loop():
+    """supernet_adam.py's Adam (``fused=True``, with the paramwise decay
+    rules) takes the same steps as torch's per-parameter loop."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/schedules/supernet_adam.py'))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Flatten(),
+        torch.nn.Linear(8, 4))
+    reference = copy.deepcopy(model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    groups = wrapper.optimizer.param_groups
+    assert all(group['fused'] for group in groups)
+    loop = torch.optim.Adam([
+        dict(
+            group,
+            params=[
+                dict(reference.named_parameters())[name]
+                for name, p in model.named_parameters()
+                if any(p is q for q in group['params'])
+            ],
+            fused=None) for group in groups
+    ])
+    assert sorted({g['weight_decay'] for g in groups}) == [0.0, 5e-6]
+    initial = [p.detach().clone() for p in model.parameters()]
+    for _ in range(3):
+        for p, q in zip(model.parameters(), reference.parameters()):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        wrapper.step()
+        loop.step()
+    for p, q, start in zip(model.parameters(), reference.parameters(),
+                           initial):
+        assert not torch.equal(p, start)
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)

@@ -57,6 +57,8 @@ def _cfg(digits_root: str, work_dir: str, resume: bool) -> Config:
 def test_resume_after_kill_matches_uninterrupted_run(digits_root, tmp_path):
     full = Runner.from_cfg(_cfg(digits_root, str(tmp_path / 'full'), False))
     full.train()
+    # the schedule's fused Adam, whose state the resume restores
+    assert full.optim_wrapper.optimizer.param_groups[0]['fused']
 
     killed = Runner.from_cfg(
         _cfg(digits_root, str(tmp_path / 'killed'), False))

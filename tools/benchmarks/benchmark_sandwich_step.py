@@ -2,7 +2,8 @@
 
 One step = the Bi-Teacher (largest subnet, full-precision weights) plus the
 smallest and two random subnets, each forward + backward, then one Adam
-step: what ``SandwichSupernet.train_step`` does every iteration. Prints the
+step (built as the supernet configs build it: ``fused=True``; no weight
+decay): what ``SandwichSupernet.train_step`` does every iteration. Prints the
 median over ``--runs`` steps (after ``--warmup``) and one JSON line.
 ``--ablate X`` times two steps per run instead, with X on and off in
 alternating order on the same subnets, and reports both and their ratio.
@@ -14,16 +15,18 @@ Example:
 import argparse
 import contextlib
 import json
+import os.path as osp
 import random
 import statistics
 import time
 from collections import defaultdict
-from typing import Callable, ContextManager, Dict, List
+from typing import Callable, ContextManager, Dict, Iterator, List
 from unittest import mock
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -32,6 +35,20 @@ from nasbnn_mm.models.backbones import super_bnn
 from nasbnn_mm.models.layers import dynamic_binary_conv
 from nasbnn_mm.ops.training import training_kernels
 from nasbnn_mm.testing import LabelSample
+
+SUPERNET_SCHEDULE = osp.join(
+    osp.dirname(__file__), '../../configs/_base_/schedules/supernet_adam.py')
+
+
+def supernet_adam(params: Iterator[nn.Parameter],
+                  lr: float) -> torch.optim.Adam:
+    """Adam with the options of the supernet configs' schedule
+    (``supernet_adam.py``), at ``lr`` and without weight decay."""
+    options = dict(Config.fromfile(SUPERNET_SCHEDULE).optim_wrapper.optimizer)
+    if options.pop('type') != 'Adam':
+        raise SystemExit(f'{SUPERNET_SCHEDULE}: expected an Adam optimizer')
+    options.update(lr=lr, weight_decay=0)
+    return torch.optim.Adam(params, **options)
 
 
 def float_student_convs() -> ContextManager:
@@ -49,13 +66,28 @@ def separate_activations() -> ContextManager:
     return mock.patch.object(super_bnn, 'residual_rprelu_rsign', separate)
 
 
+@contextlib.contextmanager
+def unfused_adam(optim: OptimWrapper) -> Iterator[None]:
+    """Adam's update as a loop over the parameters (torch's CPU default)."""
+    groups = optim.optimizer.param_groups
+    fused = [group['fused'] for group in groups]
+    for group in groups:
+        group['fused'] = None
+    try:
+        yield
+    finally:
+        for group, value in zip(groups, fused):
+            group['fused'] = value
+
+
 # what --ablate turns off: the students' convolutions on the popcount
-# kernels, the fused add + RPReLU + RSign, or all of the extension's
-# training kernels (those included)
-ABLATIONS: Dict[str, Callable[[], ContextManager]] = dict(
-    xnor=float_student_convs,
-    fused_act=separate_activations,
-    kernels=lambda: training_kernels(False))
+# kernels, the fused add + RPReLU + RSign, all of the extension's training
+# kernels (those included), or the fused Adam update
+ABLATIONS: Dict[str, Callable[[OptimWrapper], ContextManager]] = dict(
+    xnor=lambda optim: float_student_convs(),
+    fused_act=lambda optim: separate_activations(),
+    kernels=lambda optim: training_kernels(False),
+    fused_adam=unfused_adam)
 
 
 def parse_args() -> argparse.Namespace:
@@ -137,7 +169,7 @@ def ablate(model: SandwichSupernet, batch: dict, optim: OptimWrapper,
         arms = ('on', 'off') if i % 2 else ('off', 'on')
         for arm in arms:
             model.rng = random.Random(i)  # the same subnets in both arms
-            off = ABLATIONS[args.ablate]() if arm == 'off' else None
+            off = ABLATIONS[args.ablate](optim) if arm == 'off' else None
             with off or contextlib.nullcontext():
                 start = time.perf_counter()
                 model.train_step(batch, optim)
@@ -167,7 +199,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(type='SuperBNN', search_space=args.space))
-    optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=5e-4))
+    optim = OptimWrapper(supernet_adam(model.parameters(), lr=5e-4))
     num_classes = model.space.num_classes
     batch = dict(
         inputs=torch.randn(args.batch, 3, args.size, args.size),

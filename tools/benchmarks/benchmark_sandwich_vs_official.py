@@ -5,7 +5,10 @@ the largest subnet with full-precision weights and binary activations on
 label-smoothed cross-entropy, then the smallest and two random subnets with
 binary weights on the KL divergence to the teacher's detached logits, each
 forward + backward, then one Adam step (no weight decay, no distillation
-loss on weights: the official ``--distill`` is off by default).
+loss on weights: the official ``--distill`` is off by default). Each arm
+builds Adam as its training recipe does: ours with the options of the
+supernet configs (``fused=True``), the official with ``torch.optim.Adam``'s
+defaults (its ``train.py``).
 
 The official arm follows the loop of the official ``train.py`` (``train()``)
 with its ``SuperBNN`` and loss classes, imported from a checkout of
@@ -37,6 +40,7 @@ from typing import Callable, Dict, List
 
 import torch
 from bench_utils import load_average, spread
+from benchmark_sandwich_step import supernet_adam
 from mmengine.optim import OptimWrapper
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
@@ -103,7 +107,7 @@ def ours_step(batch: dict, lr: float) -> Callable[[List[ArchSpec]], None]:
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(type='SuperBNN', search_space='nasbnn_in1k')).train()
-    optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=lr))
+    optim = OptimWrapper(supernet_adam(model.parameters(), lr))
 
     def step(randoms: List[ArchSpec]) -> None:
         model.sample_students = lambda: [('smallest', model.smallest)] + [
