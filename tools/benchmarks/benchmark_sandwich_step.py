@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.optim import OptimWrapper
+from mmengine.optim import OptimWrapper, build_optim_wrapper
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
@@ -40,15 +40,13 @@ SUPERNET_SCHEDULE = osp.join(
     osp.dirname(__file__), '../../configs/_base_/schedules/supernet_adam.py')
 
 
-def supernet_adam(params: Iterator[nn.Parameter],
-                  lr: float) -> torch.optim.Adam:
-    """Adam with the options of the supernet configs' schedule
-    (``supernet_adam.py``), at ``lr`` and without weight decay."""
-    options = dict(Config.fromfile(SUPERNET_SCHEDULE).optim_wrapper.optimizer)
-    if options.pop('type') != 'Adam':
-        raise SystemExit(f'{SUPERNET_SCHEDULE}: expected an Adam optimizer')
-    options.update(lr=lr, weight_decay=0)
-    return torch.optim.Adam(params, **options)
+def supernet_optim_wrapper(model: nn.Module, lr: float) -> OptimWrapper:
+    """The supernet configs' optimizer wrapper (``supernet_adam.py``, built
+    by MMEngine as a training run builds it), at ``lr`` and without weight
+    decay."""
+    cfg = Config.fromfile(SUPERNET_SCHEDULE).optim_wrapper
+    cfg.optimizer.update(lr=lr, weight_decay=0)
+    return build_optim_wrapper(model, cfg)
 
 
 def float_student_convs() -> ContextManager:
@@ -199,7 +197,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(type='SuperBNN', search_space=args.space))
-    optim = OptimWrapper(supernet_adam(model.parameters(), lr=5e-4))
+    optim = supernet_optim_wrapper(model, lr=5e-4)
     num_classes = model.space.num_classes
     batch = dict(
         inputs=torch.randn(args.batch, 3, args.size, args.size),

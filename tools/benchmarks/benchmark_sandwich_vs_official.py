@@ -40,8 +40,7 @@ from typing import Callable, Dict, List
 
 import torch
 from bench_utils import load_average, spread
-from benchmark_sandwich_step import supernet_adam
-from mmengine.optim import OptimWrapper
+from benchmark_sandwich_step import supernet_optim_wrapper
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.nas import (ArchSpec, SearchSpace, sample_largest,
@@ -107,7 +106,7 @@ def ours_step(batch: dict, lr: float) -> Callable[[List[ArchSpec]], None]:
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(type='SuperBNN', search_space='nasbnn_in1k')).train()
-    optim = OptimWrapper(supernet_adam(model.parameters(), lr))
+    optim = supernet_optim_wrapper(model, lr)
 
     def step(randoms: List[ArchSpec]) -> None:
         model.sample_students = lambda: [('smallest', model.smallest)] + [
