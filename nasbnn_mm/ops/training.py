@@ -13,6 +13,9 @@
 - ``rprelu_rsign_*``: a block's ``RSign(RPReLU(y + r))`` (the residual
   add, RPReLU and the next RSign) in one pass each way, keeping RPReLU's
   output (the next shortcut) too.
+- ``kernel_map_*``: a sliced conv weight's kernel transformations and
+  Bi-Transformation, ``w[o, i, :] @ M`` per row of a strided view
+  (``models/layers/kernel_map.py``).
 - ``pack_signs``: the signs of a (N, C, H, W) map or a conv weight packed
   for the XNOR-popcount kernels, with the check that makes them exact
   (``models/layers/xnor_conv.py``: the forward of a binary convolution).
@@ -37,7 +40,8 @@ __all__ = [
     'training_ext', 'training_kernels', 'weight_norm_forward',
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
     'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
-    'rprelu_rsign_backward', 'pack_signs'
+    'rprelu_rsign_backward', 'pack_signs', 'kernel_map_forward',
+    'kernel_map_backward'
 ]
 
 _ext_missing = False
@@ -183,3 +187,23 @@ def pack_signs(x: Tensor, groups: int) -> Tuple[Tensor, Tensor, bool]:
         exactly; False on a zero among nonzeros, or a NaN).
     """
     return load_ext().pack_signs(x, groups)
+
+
+def kernel_map_forward(weight: Tensor, kernel_map: Tensor) -> Tensor:
+    """``weight[o, i, :] @ kernel_map`` for every row of a (O, I, K) CPU
+    float32 view whose rows are contiguous (any strides over O and I), a
+    (K, J) map, K, J <= 64; returns (O, I, J) contiguous."""
+    return load_ext().kernel_map_forward(weight, kernel_map)
+
+
+def kernel_map_backward(grad: Tensor, weight: Tensor, kernel_map: Tensor,
+                        need_weight: bool,
+                        need_map: bool) -> List[Optional[Tensor]]:
+    """Gradients of :func:`kernel_map_forward` for the output gradient
+    ``grad`` (O, I, J): ``[grad @ kernel_map.T (O, I, K), weight^T grad
+    summed over the rows (K, J)]``, each None unless asked for."""
+    grads = load_ext().kernel_map_backward(grad, weight, kernel_map,
+                                           need_weight, need_map)
+    return [
+        g if want else None for g, want in zip(grads, (need_weight, need_map))
+    ]

@@ -54,6 +54,15 @@ def float_student_convs() -> ContextManager:
     return mock.patch.object(dynamic_binary_conv, 'xnor_conv2d', F.conv2d)
 
 
+def matmul_kernel_maps() -> ContextManager:
+    """The kernel maps as PyTorch's matmul (not the extension's loops)."""
+
+    def matmul(weight, kernel_map, k):
+        return (weight.flatten(2) @ kernel_map).view(*weight.shape[:2], k, k)
+
+    return mock.patch.object(dynamic_binary_conv, 'apply_kernel_map', matmul)
+
+
 def separate_activations() -> ContextManager:
     """The blocks' residual add, RPReLU and RSign as three operations."""
 
@@ -78,14 +87,29 @@ def unfused_adam(optim: OptimWrapper) -> Iterator[None]:
             group['fused'] = value
 
 
+@contextlib.contextmanager
+def float32_operands(model: SandwichSupernet) -> Iterator[None]:
+    """The step's float convolutions with float32 operands."""
+    previous, model.conv_operand_dtype = model.conv_operand_dtype, 'float32'
+    try:
+        yield
+    finally:
+        model.conv_operand_dtype = previous
+
+
 # what --ablate turns off: the students' convolutions on the popcount
-# kernels, the fused add + RPReLU + RSign, all of the extension's training
-# kernels (those included), or the fused Adam update
-ABLATIONS: Dict[str, Callable[[OptimWrapper], ContextManager]] = dict(
-    xnor=lambda optim: float_student_convs(),
-    fused_act=lambda optim: separate_activations(),
-    kernels=lambda optim: training_kernels(False),
-    fused_adam=unfused_adam)
+# kernels, the fused add + RPReLU + RSign, the kernel maps' loops, all of
+# the extension's training kernels (those included), the fused Adam
+# update, or the bfloat16 operands
+# of the float convolutions (the model is built with them for this one)
+ABLATIONS: Dict[str, Callable[
+    [SandwichSupernet, OptimWrapper], ContextManager]] = dict(
+        xnor=lambda model, optim: float_student_convs(),
+        fused_act=lambda model, optim: separate_activations(),
+        kernel_map=lambda model, optim: matmul_kernel_maps(),
+        kernels=lambda model, optim: training_kernels(False),
+        fused_adam=lambda model, optim: unfused_adam(optim),
+        bf16_operands=lambda model, optim: float32_operands(model))
 
 
 def parse_args() -> argparse.Namespace:
@@ -101,6 +125,11 @@ def parse_args() -> argparse.Namespace:
         '--profile',
         action='store_true',
         help='profile one more step: by op, by module, by backward node')
+    parser.add_argument(
+        '--conv-operand-dtype',
+        default='float32',
+        choices=['float32', 'bfloat16'],
+        help='SandwichSupernet(conv_operand_dtype=...)')
     parser.add_argument(
         '--ablate',
         choices=sorted(ABLATIONS),
@@ -167,7 +196,8 @@ def ablate(model: SandwichSupernet, batch: dict, optim: OptimWrapper,
         arms = ('on', 'off') if i % 2 else ('off', 'on')
         for arm in arms:
             model.rng = random.Random(i)  # the same subnets in both arms
-            off = ABLATIONS[args.ablate](optim) if arm == 'off' else None
+            off = ABLATIONS[args.ablate](model,
+                                         optim) if arm == 'off' else None
             with off or contextlib.nullcontext():
                 start = time.perf_counter()
                 model.train_step(batch, optim)
@@ -195,8 +225,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.ablate == 'bf16_operands':
+        args.conv_operand_dtype = 'bfloat16'
     model = SandwichSupernet(
-        backbone=dict(type='SuperBNN', search_space=args.space))
+        backbone=dict(type='SuperBNN', search_space=args.space),
+        conv_operand_dtype=args.conv_operand_dtype)
     optim = supernet_optim_wrapper(model, lr=5e-4)
     num_classes = model.space.num_classes
     batch = dict(
@@ -214,6 +247,7 @@ def main() -> None:
             times.append((time.perf_counter() - start) * 1e3)
     result = dict(
         space=args.space,
+        conv_operand_dtype=args.conv_operand_dtype,
         batch=args.batch,
         input_size=args.size,
         threads=torch.get_num_threads(),

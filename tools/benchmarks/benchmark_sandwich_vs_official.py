@@ -8,7 +8,9 @@ forward + backward, then one Adam step (no weight decay, no distillation
 loss on weights: the official ``--distill`` is off by default). Each arm
 builds Adam as its training recipe does: ours with the options of the
 supernet configs (``fused=True``), the official with ``torch.optim.Adam``'s
-defaults (its ``train.py``).
+defaults (its ``train.py``). ``--bf16-arm`` adds a third arm, ours with
+``conv_operand_dtype='bfloat16'`` (the float convolutions on bfloat16
+operands: not the official arithmetic, an opt-in of this plugin).
 
 The official arm follows the loop of the official ``train.py`` (``train()``)
 with its ``SuperBNN`` and loss classes, imported from a checkout of
@@ -59,6 +61,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument(
+        '--bf16-arm',
+        action='store_true',
+        help="also time ours with conv_operand_dtype='bfloat16'")
     parser.add_argument('--out', help='also write the JSON result here')
     return parser.parse_args()
 
@@ -100,12 +106,17 @@ def official_sub_path(space: SearchSpace, arch: ArchSpec) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def ours_step(batch: dict, lr: float) -> Callable[[List[ArchSpec]], None]:
+def ours_step(
+        batch: dict,
+        lr: float,
+        conv_operand_dtype: str = 'float32'
+) -> Callable[[List[ArchSpec]], None]:
     """This plugin's ``SandwichSupernet.train_step`` with the given random
     students."""
     torch.manual_seed(0)
     model = SandwichSupernet(
-        backbone=dict(type='SuperBNN', search_space='nasbnn_in1k')).train()
+        backbone=dict(type='SuperBNN', search_space='nasbnn_in1k'),
+        conv_operand_dtype=conv_operand_dtype).train()
     optim = supernet_optim_wrapper(model, lr)
 
     def step(randoms: List[ArchSpec]) -> None:
@@ -160,7 +171,7 @@ def official_step(root: str, space: SearchSpace, images: torch.Tensor,
 def alternate(arms: Dict[str, Callable[[List[ArchSpec]],
                                        None]], space: SearchSpace, warmup: int,
               runs: int) -> Dict[str, List[float]]:
-    """Seconds per run of each arm, the order reversed every round; both
+    """Seconds per run of each arm, the order reversed every round; all
     arms of a round train the same two random subnets."""
     rng = random.Random(0)
     names = list(arms)
@@ -188,11 +199,16 @@ def main() -> None:
     arms = dict(
         ours=ours_step(batch, 5e-4),
         official=official_step(args.official, space, images, target, 5e-4))
+    if args.bf16_arm:
+        arms['ours_bf16'] = ours_step(batch, 5e-4, 'bfloat16')
     load_before = load_average()
     times = alternate(arms, space, args.warmup, args.runs)
     load_after = load_average()
     ms = {name: spread([t * 1e3 for t in ts]) for name, ts in times.items()}
     ratios = [o / u for u, o in zip(times['ours'], times['official'])]
+    bf16_ratios = [
+        o / u for u, o in zip(times.get('ours_bf16', []), times['official'])
+    ]
     result = dict(
         batch=args.batch,
         input_size=args.size,
@@ -203,6 +219,10 @@ def main() -> None:
         ms=ms,
         official_over_ours=spread(ratios),
         official_over_ours_runs=[round(r, 3) for r in ratios])
+    if bf16_ratios:
+        result.update(
+            official_over_ours_bf16=spread(bf16_ratios),
+            official_over_ours_bf16_runs=[round(r, 3) for r in bf16_ratios])
     print(f'sandwich step, batch {args.batch}, {args.size}x{args.size}, '
           f'{result["threads"]} threads, {args.runs} alternating runs, '
           f'load {load_before} -> {load_after}')
@@ -213,6 +233,10 @@ def main() -> None:
     print(f'official / ours per round: median '
           f'{statistics.median(ratios):.2f} (min {min(ratios):.2f}, '
           f'max {max(ratios):.2f})')
+    if bf16_ratios:
+        print(f'official / ours_bf16 per round: median '
+              f'{statistics.median(bf16_ratios):.2f} (min '
+              f'{min(bf16_ratios):.2f}, max {max(bf16_ratios):.2f})')
     line = json.dumps(result)
     print(line)
     if args.out:

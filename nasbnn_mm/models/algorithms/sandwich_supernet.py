@@ -20,7 +20,8 @@ from nasbnn_mm.nas import ArchSpec, ArchType, count_arch_ops, sample_random
 from nasbnn_mm.registry import MODELS
 from nasbnn_mm.utils import UserError
 from ..backbones import resolve_arch
-from ..layers import binarization, set_binarization, sliced_grad_accumulation
+from ..layers import (CONV_OPERAND_DTYPES, binarization, conv_operand_dtype,
+                      set_binarization, sliced_grad_accumulation)
 from ..supernet import SupernetHead
 
 __all__ = ['SandwichSupernet', 'TEACHER_MODES']
@@ -57,6 +58,11 @@ class SandwichSupernet(BaseModel):
             Defaults to 0.1.
         seed (int): Seed of the subnet sampler; every rank uses the same,
             so all ranks train the same subnets. Defaults to 0.
+        conv_operand_dtype (str): 'float32', or 'bfloat16': the training
+            step's float convolutions (the Bi-Teacher's forward, every
+            backward) take bfloat16 operands and give float32 results
+            (:mod:`~nasbnn_mm.models.layers.conv_operands`; opt-in, our
+            choice, see ``docs/deviations.md``). Defaults to 'float32'.
         data_preprocessor (dict, optional): E.g. MMPretrain's
             ``ClsDataPreprocessor``.
         init_cfg (dict, optional): Initialization config.
@@ -70,6 +76,7 @@ class SandwichSupernet(BaseModel):
                  non_decreasing: bool = True,
                  label_smoothing: float = 0.1,
                  seed: int = 0,
+                 conv_operand_dtype: str = 'float32',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
@@ -79,6 +86,9 @@ class SandwichSupernet(BaseModel):
                             f'{sorted(TEACHER_MODES)}')
         if num_random < 0:
             raise UserError(f'num_random: {num_random} must be >= 0')
+        if conv_operand_dtype not in CONV_OPERAND_DTYPES:
+            raise UserError(f'conv_operand_dtype: {conv_operand_dtype!r} not '
+                            f'in {sorted(CONV_OPERAND_DTYPES)}')
         # our types resolve in our scope whatever the config's default scope
         self.backbone = MODELS.build(dict(backbone, _scope_='nasbnn_mm'))
         self.space = self.backbone.space
@@ -90,6 +100,7 @@ class SandwichSupernet(BaseModel):
         self.non_decreasing = non_decreasing
         self.label_smoothing = label_smoothing
         self.rng = random.Random(seed)
+        self.conv_operand_dtype = conv_operand_dtype
         self.largest = self.resolve_subnet('largest')
         self.smallest = self.resolve_subnet('smallest')
         self.subnet = self.largest
@@ -191,7 +202,9 @@ class SandwichSupernet(BaseModel):
         # NOTE: slices add their gradients into the shared weights' .grad
         # directly (one pass over the slice instead of three over the
         # weight); the data-parallel wrapper reduces .grad in before_step.
-        with optim_wrapper.optim_context(self), sliced_grad_accumulation(self):
+        operands = CONV_OPERAND_DTYPES[self.conv_operand_dtype]
+        with optim_wrapper.optim_context(self), sliced_grad_accumulation(
+                self), conv_operand_dtype(operands):
             weights, activations = TEACHER_MODES[self.teacher]
             with binarization(self, weights, activations):
                 teacher_logits = self.logits(inputs, self.largest)

@@ -11,6 +11,8 @@ from .activations import (ApproxSignFunction, RPReLU, RSign, binary_sign,
 from .bi_transformation import BiTransformation
 from .binary_conv import (BinaryConv2d, SignSTEFunction, binarize_weight,
                           binary_conv_weight, normalize_weight, sign_ste)
+from .conv_operands import (CONV_OPERAND_DTYPES, conv_operand_dtype,
+                            float_conv2d)
 from .dorefa import (DoReFaActivation, DoReFaConv2d,
                      dorefa_binarize_activation, dorefa_binarize_weight)
 from .dynamic_activations import DynamicRPReLU, DynamicRSign
@@ -39,5 +41,6 @@ __all__ = [
     'DynamicMixin', 'DynamicBinaryConv2d', 'DynamicLSQConv2d',
     'DynamicBatchNorm2d', 'DynamicRSign', 'DynamicRPReLU', 'DynamicLinear',
     'bireal_shortcut', 'set_binarization', 'binarization', 'slice_weight',
-    'sliced_grad_accumulation', 'xnor_conv2d'
+    'sliced_grad_accumulation', 'xnor_conv2d', 'CONV_OPERAND_DTYPES',
+    'conv_operand_dtype', 'float_conv2d'
 ]

@@ -12,12 +12,13 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from .bi_transformation import BiTransformation
 from .binary_conv import BinaryConv2d, binary_conv_weight, check_weight_norm
+from .conv_operands import float_conv2d
 from .dynamic_op import DynamicMixin
+from .kernel_map import apply_kernel_map
 from .kernel_transformation import KernelTransformation
 from .sliced_weight import slice_weight
 from .xnor_conv import xnor_conv2d
@@ -269,8 +270,7 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         kernel_map = self._kernel_map(setting, binary)
         if kernel_map is None:
             return weight
-        k = setting.kernel_size
-        return (weight.flatten(2) @ kernel_map).view(*weight.shape[:2], k, k)
+        return apply_kernel_map(weight, kernel_map, setting.kernel_size)
 
     def forward(self,
                 x: Tensor,
@@ -298,7 +298,7 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         weight = binary_conv_weight(
             self._active_weight(setting, self.binary_weights),
             self.binary_weights, self.weight_norm, None)
-        conv = xnor_conv2d if self.binary_weights else F.conv2d
+        conv = xnor_conv2d if self.binary_weights else float_conv2d
         return conv(x, weight, None, self.stride, setting.padding,
                     self.dilation, setting.groups)
 

@@ -8,19 +8,21 @@ times faster than a float convolution (the students of the sandwich step:
 that they are such values (the packing pass reports it) and runs the
 kernels; the backward is the float convolution's own
 (``aten.convolution_backward`` on the saved ``x`` and ``W``), so the
-gradients are those of ``F.conv2d``. Anything else (CUDA, other dtypes,
-dilation, values that are not +-1 / +-alpha, the extension not built or
-:func:`~nasbnn_mm.ops.training.training_kernels` off) runs ``F.conv2d``.
+gradients are those of ``F.conv2d`` (with bfloat16 operands inside
+:func:`~.conv_operands.conv_operand_dtype`). Anything else (CUDA, other
+dtypes, dilation, values that are not +-1 / +-alpha, the extension not
+built or :func:`~nasbnn_mm.ops.training.training_kernels` off) runs
+:func:`~.conv_operands.float_conv2d` (``F.conv2d``).
 """
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd import Function
 
 from nasbnn_mm.ops.binary_conv import binary_conv2d, block_weight
 from nasbnn_mm.ops.training import pack_signs, training_ext
+from .conv_operands import active_operand_dtype, conv2d_backward, float_conv2d
 
 __all__ = ['xnor_conv2d']
 
@@ -36,7 +38,7 @@ class XnorConvFunction(Function):
                 packed_x: Tensor, packed_weight: Tensor, alpha: Tensor,
                 stride: int, padding: int, groups: int) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.conv = (stride, padding, groups)
+        ctx.conv = (stride, padding, groups, active_operand_dtype(x))
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
         if bias is not None:
             bias = bias.detach().contiguous()
@@ -54,10 +56,10 @@ class XnorConvFunction(Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
-        stride, padding, groups = ctx.conv
-        grads = torch.ops.aten.convolution_backward(
-            grad, x, weight, ctx.bias_sizes, [stride] * 2, [padding] * 2,
-            [1, 1], False, [0, 0], groups, list(ctx.needs_input_grad[:3]))
+        stride, padding, groups, dtype = ctx.conv
+        grads = conv2d_backward(grad, x, weight, ctx.bias_sizes, stride,
+                                padding, 1, groups, ctx.needs_input_grad[:3],
+                                dtype)
         return (*grads, None, None, None, None, None, None)
 
 
@@ -116,6 +118,6 @@ def xnor_conv2d(x: Tensor,
             and step is not None and pad is not None):
         operands = _packed_operands(x, weight, groups)
     if operands is None:
-        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+        return float_conv2d(x, weight, bias, stride, padding, dilation, groups)
     return XnorConvFunction.apply(x, weight, bias, *operands, step, pad,
                                   groups)

@@ -283,6 +283,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("grad"), py::arg("weight"), py::arg("mean"), py::arg("norm"),
         py::arg("alpha"), py::arg("official"), py::arg("binary"),
         "The gradient of weight_norm_forward w.r.t. the weight.");
+  m.def("kernel_map_forward", &nasbnn::kernel_map_forward,
+        py::arg("weight"), py::arg("map"),
+        "weight (O, I, K) @ map (K, J) -> (O, I, J), rows of the weight "
+        "contiguous.");
+  m.def("kernel_map_backward", &nasbnn::kernel_map_backward,
+        py::arg("grad"), py::arg("weight"), py::arg("map"),
+        py::arg("need_weight"), py::arg("need_map"),
+        "Gradients of kernel_map_forward: [weight, map].");
   m.def("rsign_forward", &nasbnn::rsign_forward, py::arg("x"),
         py::arg("bias"), "sign(x + bias) of a (N, C, H, W) float32 map.");
   m.def("rsign_backward", &nasbnn::rsign_backward, py::arg("grad"),

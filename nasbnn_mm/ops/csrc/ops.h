@@ -230,6 +230,17 @@ Tensor weight_norm_backward(const Tensor& grad, const Tensor& weight,
                             const Tensor& mean, const Tensor& norm,
                             const Tensor& alpha, bool official, bool binary);
 
+// y[o, i, :] = weight[o, i, :] @ map for a (O, I, K) float32 view with
+// contiguous rows and a (K, J) map (K, J <= 64): the kernel and
+// Bi-Transformations of a sliced weight; the backward returns {grad
+// weight (O, I, K), grad map (K, J)}, each undefined unless asked for.
+// See kernel_map_op.cpp.
+Tensor kernel_map_forward(const Tensor& weight, const Tensor& map);
+std::vector<Tensor> kernel_map_backward(const Tensor& grad,
+                                        const Tensor& weight,
+                                        const Tensor& map, bool need_weight,
+                                        bool need_map);
+
 // RSign (sign(x + b), ApproxSign gradient) and RPReLU of training on
 // contiguous (N, C, H, W) float32 maps; the backward also returns the
 // per-channel parameter gradients. See activation_op.cpp.

@@ -86,6 +86,27 @@ def test_one_step_updates_weights_transforms_and_lsq_step():
         for k in changed)
 
 
+def test_bf16_conv_operands_train_like_float32():
+    """bfloat16 operands change the step's numbers (in a binary network a
+    weight perturbation of 1e-4, well under one Adam step, already flips
+    signs and changes the step's gradients), not what it learns: both
+    precisions fit a batch alike."""
+    losses = {}
+    for dtype in ('float32', 'bfloat16'):
+        model = _model(conv_operand_dtype=dtype)
+        optim, batch = _optim(model), _batch()
+        first = model.train_step(batch, optim)['loss_teacher']
+        for _ in range(29):
+            last = model.train_step(batch, optim)['loss_teacher']
+        losses[dtype] = first, last
+    (first32, last32), (first16, last16) = losses.values()
+    assert not torch.equal(first16, first32)
+    torch.testing.assert_close(first16, first32, rtol=1e-2, atol=0)
+    assert last32 < 0.5 * first32 and last16 < 0.5 * first16
+    with pytest.raises(ValueError, match="conv_operand_dtype: 'float16'"):
+        _model(conv_operand_dtype='float16')
+
+
 def test_distillation_uses_teacher_soft_labels():
     model = _model(num_random=0)
     batch = _batch()
