@@ -9,10 +9,10 @@ stays on the exact popcount kernels). The products are exact where an
 operand is +-1 (an RSign output, ``sign(W)``); the other operand (a
 full-precision weight, ``alpha_o``, an incoming gradient) is rounded to 8
 significant bits, the sums run in float32 inside the convolution and its
-result is rounded to bfloat16 once. On CPUs with bfloat16 dot products
-(AVX512-BF16, AMX) and on CUDA such a convolution runs about twice as fast
-as in float32 (``docs/benchmarks.md``); elsewhere oneDNN emulates it and
-it is slower. Outside the context (the default) nothing changes:
+result is rounded to bfloat16 once. On a CPU with bfloat16 dot products
+(AVX512-BF16) such a convolution ran twice as fast as in float32
+(``docs/benchmarks.md``); CPUs without them may emulate it, slower (not
+measured here). Outside the context (the default) nothing changes:
 ``F.conv2d`` and its float32 gradients.
 """
 from contextlib import contextmanager
