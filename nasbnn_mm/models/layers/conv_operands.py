@@ -67,8 +67,8 @@ def conv2d_backward(
         groups: int, needs: Sequence[bool],
         dtype: Optional[torch.dtype]) -> Tuple[Optional[Tensor], ...]:
     """``(grad_x, grad_weight, grad_bias)`` of ``F.conv2d(x, weight, ...)``
-    for the output gradient ``grad``, with ``dtype`` operands (None: as
-    given) and results in ``x``'s dtype; a gradient not in ``needs`` is
+    for the output gradient ``grad``, with ``dtype`` operands and float32
+    results (None: the operands as given); a gradient not in ``needs`` is
     None."""
     if dtype is not None:
         grad, x, weight = grad.to(dtype), x.to(dtype), weight.to(dtype)
