@@ -100,8 +100,11 @@ def test_search_then_resume_checks_the_checkpoint(setup, tmp_path, monkeypatch,
     with open(osp.join(work, 'search_state.json')) as f:
         assert f.read() == before  # nothing was written
 
+    # NOTE: a name of its own, or MMEngine warns that a runner of the same
+    # timestamped name (the run before, within the same second) exists
     code, _ = _run(monkeypatch, capsys, config, ckpt, '--work-dir', work,
-                   '--resume', '--cfg-options', 'train_cfg.max_generations=1')
+                   '--resume', '--cfg-options', 'train_cfg.max_generations=1',
+                   'experiment_name=search_resumed')
     assert code == 0
 
 
