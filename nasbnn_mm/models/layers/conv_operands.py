@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd import Function
+from torch.nn.modules.utils import _pair
 
 __all__ = [
     'CONV_OPERAND_DTYPES', 'conv_operand_dtype', 'active_operand_dtype',
@@ -55,10 +56,6 @@ def active_operand_dtype(x: Tensor) -> Optional[torch.dtype]:
     """The operand dtype set by :func:`conv_operand_dtype` when it applies
     to ``x`` (a float32 tensor), else None."""
     return _dtype if x.dtype == torch.float32 else None
-
-
-def _pair(value) -> List[int]:
-    return [value] * 2 if isinstance(value, int) else list(value)
 
 
 def conv2d_backward(

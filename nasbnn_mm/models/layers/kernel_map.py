@@ -6,10 +6,11 @@ flattened K-tap kernel of ``W`` (O, I, kh, kw) times the (K, k^2) map of
 the O * I rows, after copying a column-sliced ``W`` into a contiguous one,
 and BLAS is slow at so few columns. On CPU float32 tensors the extension's
 ``kernel_map_*`` loops read the strided view in place and keep each row's
-sums in registers, 1.1-5.4x faster forward and 1.5-2.1x forward +
-backward on the supernet's shapes (``docs/benchmarks.md``); elsewhere
-(CUDA, other dtypes, the extension off) the PyTorch expression runs. The
-two differ in the last bits (fused multiply-adds in another order).
+sums in registers: 1.4-3.2x faster forward + backward on the supernet's
+shapes, about as fast forward on a whole weight's 25 -> 25 map
+(``docs/benchmarks.md``); elsewhere (CUDA, other dtypes, the extension
+off) the PyTorch expression runs. The two differ in the last bits (fused
+multiply-adds in another order).
 """
 import torch
 from torch import Tensor

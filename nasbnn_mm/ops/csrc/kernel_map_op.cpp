@@ -115,6 +115,14 @@ inline __mmask16 tail_mask(int64_t j, int nv) {
   return static_cast<__mmask16>((1u << (j - 16 * (nv - 1))) - 1u);
 }
 
+// Every sum of acc set to 0.
+template <int64_t R, int NV>
+__attribute__((target("avx512f"))) inline void set_zero(
+    __m512 (&acc)[R][NV]) {
+  for (int64_t i = 0; i < R; ++i)
+    for (int n = 0; n < NV; ++n) acc[i][n] = _mm512_setzero_ps();
+}
+
 // map_rows, 4 rows at a time: 4 * NV sums in registers, each map row
 // loaded once per 4 rows.
 template <int NV>
@@ -129,8 +137,7 @@ __attribute__((target("avx512f"))) void map_rows_avx512(
     const float* w[kRows] = {rows.next()};  // rows past `count`: row 0
     for (int64_t i = 1; i < kRows; ++i) w[i] = i < count ? rows.next() : w[0];
     __m512 acc[kRows][NV];
-    for (int64_t i = 0; i < kRows; ++i)
-      for (int n = 0; n < NV; ++n) acc[i][n] = _mm512_setzero_ps();
+    set_zero(acc);
     for (int64_t a = 0; a < k; ++a) {
       __m512 ma[NV];
       for (int n = 0; n < NV; ++n) ma[n] = _mm512_loadu_ps(m + a * Jp + 16 * n);
@@ -159,8 +166,7 @@ __attribute__((target("avx512f"))) void outer_rows_avx512(
   for (int64_t a0 = 0; a0 < k; a0 += kTaps) {
     const int64_t taps = std::min(kTaps, k - a0);
     __m512 acc[kTaps][NV];
-    for (int64_t t = 0; t < kTaps; ++t)
-      for (int n = 0; n < NV; ++n) acc[t][n] = _mm512_setzero_ps();
+    set_zero(acc);
     RowCursor rows(v, begin);
     for (int64_t r = begin; r < end; ++r) {
       const float* w = rows.next() + a0;
