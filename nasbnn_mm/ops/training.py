@@ -16,6 +16,10 @@
 - ``kernel_map_*``: a sliced conv weight's kernel transformations and
   Bi-Transformation, ``w[o, i, :] @ M`` per row of a strided view
   (``models/layers/kernel_map.py``).
+- ``sign_conv_weight_grad``: the weight gradient of a convolution of a
+  +-1 input (an RSign output) by table lookup: one vector permute and add
+  for four samples' products (``models/layers/conv_operands.py``: the
+  backward of the binary convolutions).
 - ``pack_signs``: the signs of a (N, C, H, W) map or a conv weight packed
   for the XNOR-popcount kernels, with the check that makes them exact
   (``models/layers/xnor_conv.py``: the forward of a binary convolution).
@@ -41,7 +45,7 @@ __all__ = [
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
     'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
     'rprelu_rsign_backward', 'pack_signs', 'kernel_map_forward',
-    'kernel_map_backward'
+    'kernel_map_backward', 'sign_conv_weight_grad'
 ]
 
 _ext_missing = False
@@ -207,3 +211,30 @@ def kernel_map_backward(grad: Tensor, weight: Tensor, kernel_map: Tensor,
     return [
         g if want else None for g, want in zip(grads, (need_weight, need_map))
     ]
+
+
+def sign_conv_weight_grad(grad: Tensor, x: Tensor, kernel_size: int,
+                          stride: int, padding: int,
+                          groups: int) -> Optional[Tensor]:
+    """The weight gradient of ``F.conv2d(x, W, stride=stride,
+    padding=padding, groups=groups)`` for a square ``kernel_size`` kernel,
+    when ``x`` is +-1, by table lookup (``csrc/sign_grad_op.cpp``).
+
+    Four samples' signs at one input position are a 4-bit pattern, and the
+    16 signed sums of the four samples' output gradients one table, so one
+    vector permute and add stand for four multiply-adds; products on the
+    zero padding are skipped. Each value sums its terms in a fixed order
+    (any thread count); the sums differ from a float convolution's in the
+    last bits. The avx512 kernel path only (:func:`~nasbnn_mm.ops.
+    binary_conv.kernel_path`).
+
+    Args:
+        grad (Tensor): (N, C_out, H_out, W_out) CPU float32.
+        x (Tensor): (N, C_in, H, W) CPU float32.
+
+    Returns:
+        Tensor | None: (C_out, C_in / groups, K, K), or None when ``x`` has
+        a value other than +-1.
+    """
+    return load_ext().sign_conv_weight_grad(grad, x, kernel_size, stride,
+                                            padding, groups)

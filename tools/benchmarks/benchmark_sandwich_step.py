@@ -32,7 +32,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.models.backbones import super_bnn
-from nasbnn_mm.models.layers import dynamic_binary_conv
+from nasbnn_mm.models.layers import conv_operands, dynamic_binary_conv
 from nasbnn_mm.ops.training import training_kernels
 from nasbnn_mm.testing import LabelSample
 
@@ -73,6 +73,13 @@ def separate_activations() -> ContextManager:
     return mock.patch.object(super_bnn, 'residual_rprelu_rsign', separate)
 
 
+def convolution_weight_grads() -> ContextManager:
+    """Every weight gradient by aten's convolution backward (no table
+    lookup)."""
+    return mock.patch.object(conv_operands, 'lookup_applies',
+                             lambda *args: False)
+
+
 @contextlib.contextmanager
 def unfused_adam(optim: OptimWrapper) -> Iterator[None]:
     """Adam's update as a loop over the parameters (torch's CPU default)."""
@@ -98,15 +105,16 @@ def float32_operands(model: SandwichSupernet) -> Iterator[None]:
 
 
 # what --ablate turns off: the students' convolutions on the popcount
-# kernels, the fused add + RPReLU + RSign, the kernel maps' loops, all of
-# the extension's training kernels (those included), the fused Adam
-# update, or the bfloat16 operands
-# of the float convolutions (the model is built with them for this one)
+# kernels, the fused add + RPReLU + RSign, the kernel maps' loops, the
+# weight gradients by table lookup, all of the extension's training kernels
+# (those included), the fused Adam update, or the bfloat16 operands of the
+# float convolutions (the model is built with them for this one)
 ABLATIONS: Dict[str, Callable[
     [SandwichSupernet, OptimWrapper], ContextManager]] = dict(
         xnor=lambda model, optim: float_student_convs(),
         fused_act=lambda model, optim: separate_activations(),
         kernel_map=lambda model, optim: matmul_kernel_maps(),
+        weight_lookup=lambda model, optim: convolution_weight_grads(),
         kernels=lambda model, optim: training_kernels(False),
         fused_adam=lambda model, optim: unfused_adam(optim),
         bf16_operands=lambda model, optim: float32_operands(model))

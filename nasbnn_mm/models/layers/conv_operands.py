@@ -1,19 +1,30 @@
-"""Float convolutions of the binary layers with bfloat16 operands (opt-in).
+"""Float convolutions of the binary layers: weight gradients by table
+lookup, bfloat16 operands (opt-in).
+
+The weight gradient of a convolution whose input is +-1 (an RSign output:
+the Bi-Teacher's convolutions and the students' popcount ones) is computed
+by :func:`~nasbnn_mm.ops.training.sign_conv_weight_grad` on the avx512
+kernel path (a vector permute and add per four samples' products; zero
+padding skipped): float32 sums as the convolution's, in another order. It
+applies to square kernels larger than 1x1, or 1x1 with at least 128 input
+channels per group (smaller 1x1 ones ran no faster, ``docs/benchmarks.md``),
+and falls back to ``aten.convolution_backward`` when the input has another
+value than +-1.
 
 Inside :func:`conv_operand_dtype` ``(torch.bfloat16)`` the convolutions that
 a binary layer runs in floating point take bfloat16 copies of their
 operands and return float32: the forward of a full-precision-weight conv
 (the Bi-Teacher's) and the backward of every binary conv (data and weight
 gradients, also those of :func:`~.xnor_conv.xnor_conv2d`, whose forward
-stays on the exact popcount kernels). The products are exact where an
-operand is +-1 (an RSign output, ``sign(W)``); the other operand (a
-full-precision weight, ``alpha_o``, an incoming gradient) is rounded to 8
-significant bits, the sums run in float32 inside the convolution and its
-result is rounded to bfloat16 once. On a CPU with bfloat16 dot products
-(AVX512-BF16) such a convolution ran twice as fast as in float32
-(``docs/benchmarks.md``); CPUs without them may emulate it, slower (not
-measured here). Outside the context (the default) nothing changes:
-``F.conv2d`` and its float32 gradients.
+stays on the exact popcount kernels; no table lookup then). The products
+are exact where an operand is +-1 (an RSign output, ``sign(W)``); the other
+operand (a full-precision weight, ``alpha_o``, an incoming gradient) is
+rounded to 8 significant bits, the sums run in float32 inside the
+convolution and its result is rounded to bfloat16 once. On a CPU with
+bfloat16 dot products (AVX512-BF16) such a convolution ran twice as fast as
+in float32 (``docs/benchmarks.md``); CPUs without them may emulate it,
+slower (not measured here). Outside the context (the default) the
+operands stay float32.
 """
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -24,10 +35,16 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.nn.modules.utils import _pair
 
+from nasbnn_mm.ops.binary_conv import kernel_path
+from nasbnn_mm.ops.training import sign_conv_weight_grad, training_ext
+
 __all__ = [
     'CONV_OPERAND_DTYPES', 'conv_operand_dtype', 'active_operand_dtype',
-    'float_conv2d', 'conv2d_backward'
+    'float_conv2d', 'conv2d_backward', 'lookup_applies'
 ]
+
+# 1x1 kernels take the lookup from this many input channels per group on
+LOOKUP_MIN_1X1_CHANNELS = 128
 
 # the names a config may give (``SandwichSupernet(conv_operand_dtype=...)``)
 CONV_OPERAND_DTYPES = dict(float32=None, bfloat16=torch.bfloat16)
@@ -58,6 +75,17 @@ def active_operand_dtype(x: Tensor) -> Optional[torch.dtype]:
     return _dtype if x.dtype == torch.float32 else None
 
 
+def lookup_applies(x: Tensor, weight: Tensor, stride, padding,
+                   dilation) -> bool:
+    """Whether :func:`conv2d_backward` computes the weight gradient of this
+    float32 convolution by table lookup when ``x`` is +-1."""
+    (kh, kw), step, pad = weight.shape[2:], _pair(stride), _pair(padding)
+    return (training_ext(x) is not None and x.dim() == 4 and kh == kw
+            and step[0] == step[1] and pad[0] == pad[1]
+            and _pair(dilation) == (1, 1) and kernel_path() == 'avx512'
+            and (kh > 1 or weight.shape[1] >= LOOKUP_MIN_1X1_CHANNELS))
+
+
 def conv2d_backward(
         grad: Tensor, x: Tensor, weight: Tensor,
         bias_sizes: Optional[List[int]], stride, padding, dilation,
@@ -65,27 +93,42 @@ def conv2d_backward(
         dtype: Optional[torch.dtype]) -> Tuple[Optional[Tensor], ...]:
     """``(grad_x, grad_weight, grad_bias)`` of ``F.conv2d(x, weight, ...)``
     for the output gradient ``grad``, with ``dtype`` operands and float32
-    results (None: the operands as given); a gradient not in ``needs`` is
-    None."""
+    results (None: the operands as given, and the weight gradient by table
+    lookup where that applies and ``x`` is +-1); a gradient not in
+    ``needs`` is None."""
+    grad_weight = None
+    if dtype is None and needs[1] and lookup_applies(x, weight, stride,
+                                                     padding, dilation):
+        grad_weight = sign_conv_weight_grad(grad, x, weight.shape[2],
+                                            _pair(stride)[0],
+                                            _pair(padding)[0], groups)
+    if grad_weight is not None:
+        needs = (needs[0], False, needs[2])
+        if not (needs[0] or needs[2]):
+            return None, grad_weight, None
     if dtype is not None:
         grad, x, weight = grad.to(dtype), x.to(dtype), weight.to(dtype)
     grads = torch.ops.aten.convolution_backward(grad, x, weight, bias_sizes,
                                                 _pair(stride), _pair(padding),
                                                 _pair(dilation), False, [0, 0],
                                                 groups, list(needs))
+    if grad_weight is not None:
+        return grads[0], grad_weight, grads[2]
     if dtype is None:
         return grads
     return tuple(None if g is None else g.float() for g in grads)
 
 
-class ReducedOperandConvFunction(Function):
-    """``F.conv2d`` on ``dtype`` copies of the operands, float32 out, and
-    the backward with ``dtype`` operands too."""
+class OperandConvFunction(Function):
+    """``F.conv2d`` on ``dtype`` copies of the operands (None: as given),
+    float32 out, and :func:`conv2d_backward` with ``dtype`` operands."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
-                padding, dilation, groups: int, dtype: torch.dtype) -> Tensor:
-        x, weight = x.to(dtype), weight.to(dtype)
+                padding, dilation, groups: int,
+                dtype: Optional[torch.dtype]) -> Tensor:
+        if dtype is not None:
+            x, weight = x.to(dtype), weight.to(dtype)
         ctx.save_for_backward(x, weight)
         ctx.conv = (stride, padding, dilation, groups, dtype)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
@@ -110,8 +153,9 @@ def float_conv2d(x: Tensor,
                  padding=0,
                  dilation=1,
                  groups: int = 1) -> Tensor:
-    """``F.conv2d``; inside :func:`conv_operand_dtype` with bfloat16 operands
-    (module docstring).
+    """``F.conv2d``, its weight gradient by table lookup where that applies
+    (module docstring); inside :func:`conv_operand_dtype` with bfloat16
+    operands.
 
     Args:
         x (Tensor): (N, C_in, H, W).
@@ -122,7 +166,10 @@ def float_conv2d(x: Tensor,
         Tensor: (N, C_out, H_out, W_out) in ``x``'s dtype.
     """
     dtype = active_operand_dtype(x)
-    if dtype is None:
+    lookup = (
+        dtype is None and weight.requires_grad and torch.is_grad_enabled()
+        and lookup_applies(x, weight, stride, padding, dilation))
+    if dtype is None and not lookup:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    return ReducedOperandConvFunction.apply(x, weight, bias, stride, padding,
-                                            dilation, groups, dtype)
+    return OperandConvFunction.apply(x, weight, bias, stride, padding,
+                                     dilation, groups, dtype)

@@ -291,6 +291,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("grad"), py::arg("weight"), py::arg("map"),
         py::arg("need_weight"), py::arg("need_map"),
         "Gradients of kernel_map_forward: [weight, map].");
+  m.def("sign_conv_weight_grad", &nasbnn::sign_conv_weight_grad,
+        py::arg("grad"), py::arg("x"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("groups"),
+        "Weight gradient of a conv of a +-1 input by table lookup "
+        "(undefined when x is not +-1).");
   m.def("rsign_forward", &nasbnn::rsign_forward, py::arg("x"),
         py::arg("bias"), "sign(x + bias) of a (N, C, H, W) float32 map.");
   m.def("rsign_backward", &nasbnn::rsign_backward, py::arg("grad"),

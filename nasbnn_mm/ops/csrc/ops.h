@@ -241,6 +241,14 @@ std::vector<Tensor> kernel_map_backward(const Tensor& grad,
                                         const Tensor& map, bool need_weight,
                                         bool need_map);
 
+// The weight gradient (O, C / groups, k, k) of a square-kernel convolution
+// of a +-1 input x (N, C, H, W) for the output gradient grad (N, O, H', W'),
+// by table lookup; undefined when x is not +-1 everywhere. avx512 kernel
+// path only. See sign_grad_op.cpp.
+Tensor sign_conv_weight_grad(const Tensor& grad, const Tensor& x,
+                             int64_t kernel_size, int64_t stride,
+                             int64_t padding, int64_t groups);
+
 // RSign (sign(x + b), ApproxSign gradient) and RPReLU of training on
 // contiguous (N, C, H, W) float32 maps; the backward also returns the
 // per-channel parameter gradients. See activation_op.cpp.

@@ -1,0 +1,119 @@
+"""The weight gradient of a +-1 input's convolution by table lookup."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasbnn_mm.models.layers import conv_operands
+from nasbnn_mm.ops import binary_conv as ops
+from nasbnn_mm.ops.training import sign_conv_weight_grad
+
+
+@pytest.fixture(autouse=True)
+def avx512():
+    """The lookup runs on the avx512 kernel path only."""
+    if 'avx512' not in ops.available_kernel_paths():
+        pytest.skip('CPU cannot run the avx512 path')
+    with ops.force_kernel_path('avx512'):
+        yield
+
+
+def _signs(*shape):
+    return torch.where(torch.randn(*shape) >= 0, 1., -1.)
+
+
+def _exact(grad, x, weight_shape, stride, padding, groups):
+    """The weight gradient in float64 (exact sums of the float32 values up
+    to float64 rounding)."""
+    return torch.ops.aten.convolution_backward(
+        grad.double(), x.double(),
+        torch.zeros(weight_shape).double(), None, [stride] * 2, [padding] * 2,
+        [1, 1], False, [0, 0], groups, [False, True, False])[1]
+
+
+# (N, C_in, H, C_out, K, stride, padding, groups): N not a multiple of the
+# 4 samples of a pattern, channels past and short of the 16 lanes, kernels
+# larger than the map (most taps on the padding), stride 2, odd sizes
+CASES = [
+    (5, 20, 7, 6, 3, 1, 1, 1),
+    (8, 32, 4, 16, 5, 1, 2, 2),
+    (3, 17, 5, 9, 3, 2, 1, 1),
+    (4, 96, 2, 48, 5, 1, 2, 4),
+    (6, 16, 9, 8, 1, 1, 0, 1),
+    (7, 40, 6, 12, 5, 2, 2, 2),
+    (4, 33, 3, 5, 3, 1, 0, 1),
+    (2, 80, 4, 24, 3, 1, 1, 1),
+    (9, 8, 5, 4, 7, 1, 3, 1),
+]
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_matches_the_convolution_gradient(case):
+    n, c, h, o, k, stride, padding, groups = case
+    torch.manual_seed(sum(case))
+    x = _signs(n, c, h, h)
+    out_h = (h + 2 * padding - k) // stride + 1
+    grad = torch.randn(n, o, out_h, out_h)
+    got = sign_conv_weight_grad(grad, x, k, stride, padding, groups)
+    exact = _exact(grad, x, (o, c // groups, k, k), stride, padding, groups)
+    assert got.shape == exact.shape and got.dtype == torch.float32
+    # float32 sums of n * out_h^2 terms of size ~1
+    torch.testing.assert_close(got.double(), exact, rtol=0, atol=2e-5 * n)
+    assert not torch.equal(got, torch.zeros_like(got))
+
+
+def test_same_result_at_any_thread_count():
+    torch.manual_seed(0)
+    x, grad = _signs(8, 48, 6, 6), torch.randn(8, 32, 6, 6)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sign_conv_weight_grad(grad, x, 3, 1, 1, 1)
+        torch.set_num_threads(2)
+        two = sign_conv_weight_grad(grad, x, 3, 1, 1, 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+@pytest.mark.parametrize('value', [0., 0.5, float('nan')])
+def test_other_values_return_none(value):
+    x = _signs(4, 16, 5, 5)
+    x[3, 7, 2, 1] = value
+    assert sign_conv_weight_grad(torch.randn(4, 8, 5, 5), x, 3, 1, 1,
+                                 1) is None
+
+
+def test_backward_takes_the_lookup_and_falls_back():
+    """conv2d_backward: the lookup's gradient for a +-1 input, aten's for
+    another input (same values as F.conv2d's autograd then)."""
+    torch.manual_seed(0)
+    w = torch.randn(16, 24, 3, 3)
+    for x in (_signs(4, 24, 6, 6), torch.randn(4, 24, 6, 6)):
+        grad = torch.randn(4, 16, 6, 6)
+        got = conv_operands.conv2d_backward(grad, x, w, None, 1, 1, 1, 1,
+                                            (True, True, False), None)
+        want = torch.ops.aten.convolution_backward(grad, x, w, None, [1, 1],
+                                                   [1, 1], [1, 1], False,
+                                                   [0, 0], 1,
+                                                   [True, True, False])
+        assert torch.equal(got[0], want[0]) and got[2] is None
+        lookup = sign_conv_weight_grad(grad, x, 3, 1, 1, 1)
+        assert torch.equal(got[1], want[1] if lookup is None else lookup)
+
+
+def test_float_conv2d_gradients():
+    """The Bi-Teacher's convolution (+-1 input, float weight): F.conv2d's
+    output and input gradient, the weight gradient to float rounding."""
+    torch.manual_seed(0)
+    x = _signs(4, 32, 6, 6).requires_grad_()
+    w = torch.randn(16, 32, 3, 3, requires_grad=True)
+    out = conv_operands.float_conv2d(x, w, None, 1, 1)
+    assert type(out.grad_fn).__name__ == 'OperandConvFunctionBackward'
+    expected = F.conv2d(x, w, None, 1, 1)
+    assert torch.equal(out, expected)
+    grad = torch.randn_like(out)
+    got, want = (torch.autograd.grad(y, [x, w], grad) for y in (out, expected))
+    assert torch.equal(got[0], want[0])
+    exact = _exact(grad, x.detach(), w.shape, 1, 1, 1)
+    torch.testing.assert_close(got[1].double(), exact, rtol=0, atol=1e-4)
+    assert not torch.equal(got[1], want[1])  # the lookup's own sums
