@@ -20,17 +20,15 @@
 
 #include "dispatch.h"
 #include "ops.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
+#include "sign_lookup.h"
 
 namespace nasbnn {
 namespace {
 
-constexpr int64_t kVecLanes = 16;   // input channels per vector
-constexpr int64_t kSamples = 4;  // samples per pattern
-constexpr int64_t kRows = 4;     // output channels per register tile
+using sign_lookup::kTable;
+using sign_lookup::kVector;
+constexpr int64_t kSamples = sign_lookup::kSigns;  // samples per pattern
+constexpr int64_t kRows = sign_lookup::kTile;      // output channels per tile
 
 struct Geometry {
   int64_t n, chunks, height, width, out_h, out_w, k, stride, pad;
@@ -99,28 +97,6 @@ void valid_range(int64_t out, int64_t size, int64_t tap, const Geometry& g,
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// tables[m][c][q][p] = sum_j (bit j of p ? 1 : -1) * rows[m][c][q][j].
-__attribute__((target("avx512f"))) void build_tables(const float* rows,
-                                                     int64_t count,
-                                                     float* tables) {
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
-                                        5, 4, 3, 2, 1, 0);
-  __m512 sign[kSamples];
-  for (int j = 0; j < kSamples; ++j) {
-    const __mmask16 set =
-        _mm512_test_epi32_mask(lane, _mm512_set1_epi32(1 << j));
-    sign[j] = _mm512_mask_blend_ps(set, _mm512_set1_ps(-1.f),
-                                   _mm512_set1_ps(1.f));
-  }
-  for (int64_t e = 0; e < count; ++e) {
-    const float* d = rows + e * kSamples;
-    __m512 t = _mm512_mul_ps(_mm512_set1_ps(d[0]), sign[0]);
-    for (int j = 1; j < kSamples; ++j)
-      t = _mm512_fmadd_ps(_mm512_set1_ps(d[j]), sign[j], t);
-    _mm512_storeu_ps(tables + e * kVecLanes, t);
-  }
-}
-
 // out[m][r * 16 + l] = the gradient of output channel m, input channel
 // (block0 + r) * 16 + l at tap (kh, kw), for the group's patterns.
 template <int NR>
@@ -133,8 +109,7 @@ __attribute__((target("avx512f"))) void tap_tile(const uint8_t* patterns,
   valid_range(g.out_h, g.height, kh, g, &h0, &h1);
   valid_range(g.out_w, g.width, kw, g, &w0, &w1);
   const int64_t q_all = g.out_h * g.out_w;
-  const int64_t row_stride = g.chunks * q_all * kVecLanes;
-  constexpr __mmask16 kAll = 0xFFFF;
+  const int64_t row_stride = g.chunks * q_all * kTable;
   __m512 acc[kRows][NR];
   for (int64_t m = 0; m < kRows; ++m)
     for (int r = 0; r < NR; ++r) acc[m][r] = _mm512_setzero_ps();
@@ -143,27 +118,24 @@ __attribute__((target("avx512f"))) void tap_tile(const uint8_t* patterns,
       const int64_t ih = oh * g.stride + kh - g.pad;
       const uint8_t* prow = patterns +
                             (c * g.height + ih) * g.width * g.padded +
-                            block0 * kVecLanes;
-      const float* trow = tables + ((c * g.out_h + oh) * g.out_w) * kVecLanes;
+                            block0 * kVector;
+      const float* trow = tables + ((c * g.out_h + oh) * g.out_w) * kVector;
       for (int64_t ow = w0; ow < w1; ++ow) {
         const uint8_t* p = prow + (ow * g.stride + kw - g.pad) * g.padded;
-        const float* t = trow + ow * kVecLanes;
+        const float* t = trow + ow * kVector;
         __m512i idx[NR];
         for (int r = 0; r < NR; ++r)
-          idx[r] = _mm512_maskz_cvtepu8_epi32(  // maskz: no GCC 12 warning
-              kAll,
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * r)));
+          idx[r] = sign_lookup::load_patterns(p + kVector * r);
         for (int64_t m = 0; m < kRows; ++m) {
           const __m512 tm = _mm512_loadu_ps(t + m * row_stride);
           for (int r = 0; r < NR; ++r)
-            acc[m][r] = _mm512_add_ps(
-                acc[m][r], _mm512_maskz_permutexvar_ps(kAll, idx[r], tm));
+            acc[m][r] = sign_lookup::add_lookup(acc[m][r], idx[r], tm);
         }
       }
     }
   for (int64_t m = 0; m < kRows; ++m)
     for (int r = 0; r < NR; ++r)
-      _mm512_storeu_ps(out + m * g.padded + r * kVecLanes, acc[m][r]);
+      _mm512_storeu_ps(out + m * g.padded + r * kVector, acc[m][r]);
 }
 
 // The gradient rows of output channels [o0, o0 + count) of group `gr`.
@@ -173,25 +145,19 @@ __attribute__((target("avx512f"))) void weight_grad_rows(
     std::vector<float>& tables, std::vector<float>& tile, float* dw) {
   const int64_t q_all = g.out_h * g.out_w;
   gather_grad(dy, g, gr * g.out_group + o0, count, rows.data());
-  build_tables(rows.data(), kRows * g.chunks * q_all, tables.data());
+  sign_lookup::build_tables(rows.data(), kRows * g.chunks * q_all,
+                            tables.data());
   const uint8_t* group_patterns =
       patterns + gr * g.chunks * g.height * g.width * g.padded;
   const int64_t taps = g.k * g.k;
   for (int64_t tap = 0; tap < taps; ++tap) {
     float* out = tile.data() + tap * kRows * g.padded;
-    for (int64_t b = 0; b < g.blocks;) {
-      const int64_t left = g.blocks - b;
-      const int nr = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-      float* o = out + b * kVecLanes;
-      const int64_t kh = tap / g.k, kw = tap % g.k;
-      if (nr == 4)
-        tap_tile<4>(group_patterns, tables.data(), g, kh, kw, b, o);
-      else if (nr == 2)
-        tap_tile<2>(group_patterns, tables.data(), g, kh, kw, b, o);
-      else
-        tap_tile<1>(group_patterns, tables.data(), g, kh, kw, b, o);
-      b += nr;
-    }
+    const int64_t kh = tap / g.k, kw = tap % g.k;
+    for (int64_t b = 0; b < g.blocks;)
+      b += sign_lookup::with_blocks(g.blocks - b, [&]<int NR>() {
+        tap_tile<NR>(group_patterns, tables.data(), g, kh, kw, b,
+                     out + b * kVector);
+      });
   }
   // tile[tap][m][i] -> dw[o][i][tap]
   for (int64_t m = 0; m < count; ++m) {
@@ -234,8 +200,8 @@ Tensor sign_conv_weight_grad(const Tensor& grad, const Tensor& x,
               " is not the output size of x ", x.sizes());
   g.groups = groups;
   g.in_group = x.size(1) / groups, g.out_group = grad.size(1) / groups;
-  g.blocks = (g.in_group + kVecLanes - 1) / kVecLanes;
-  g.padded = g.blocks * kVecLanes;
+  g.blocks = (g.in_group + kVector - 1) / kVector;
+  g.padded = g.blocks * kVector;
   const Tensor xc = x.contiguous(), dyc = grad.contiguous();
   Tensor patterns = at::zeros(
       {groups * g.chunks * g.height * g.width * g.padded}, x.options().dtype(
@@ -251,7 +217,7 @@ Tensor sign_conv_weight_grad(const Tensor& grad, const Tensor& x,
   float* out = dw.data_ptr<float>();
   at::parallel_for(0, groups * blocks_per_group, 1, [&](int64_t b, int64_t e) {
     std::vector<float> rows(kRows * g.chunks * q_all * kSamples);
-    std::vector<float> tables(kRows * g.chunks * q_all * kVecLanes);
+    std::vector<float> tables(kRows * g.chunks * q_all * kVector);
     std::vector<float> tile(g.k * g.k * kRows * g.padded);
     for (int64_t u = b; u < e; ++u) {
       const int64_t gr = u / blocks_per_group;
