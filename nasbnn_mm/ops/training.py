@@ -16,10 +16,11 @@
 - ``kernel_map_*``: a sliced conv weight's kernel transformations and
   Bi-Transformation, ``w[o, i, :] @ M`` per row of a strided view
   (``models/layers/kernel_map.py``).
-- ``sign_conv_weight_grad``: the weight gradient of a convolution of a
-  +-1 input (an RSign output) by table lookup: one vector permute and add
-  for four samples' products (``models/layers/conv_operands.py``: the
-  backward of the binary convolutions).
+- ``sign_input_conv2d`` / ``sign_conv_weight_grad``: a convolution of a
+  +-1 input (an RSign output) and its weight gradient by table lookup: one
+  vector permute and add for four products (``models/layers/
+  conv_operands.py``: the Bi-Teacher's convolutions, the backward of the
+  binary ones).
 - ``pack_signs``: the signs of a (N, C, H, W) map or a conv weight packed
   for the XNOR-popcount kernels, with the check that makes them exact
   (``models/layers/xnor_conv.py``: the forward of a binary convolution).
@@ -45,7 +46,7 @@ __all__ = [
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
     'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
     'rprelu_rsign_backward', 'pack_signs', 'kernel_map_forward',
-    'kernel_map_backward', 'sign_conv_weight_grad'
+    'kernel_map_backward', 'sign_input_conv2d', 'sign_conv_weight_grad'
 ]
 
 _ext_missing = False
@@ -238,3 +239,26 @@ def sign_conv_weight_grad(grad: Tensor, x: Tensor, kernel_size: int,
     """
     return load_ext().sign_conv_weight_grad(grad, x, kernel_size, stride,
                                             padding, groups)
+
+
+def sign_input_conv2d(x: Tensor, weight: Tensor, stride: int, padding: int,
+                      groups: int) -> Optional[Tensor]:
+    """``F.conv2d(x, weight, stride=stride, padding=padding, groups=groups)``
+    for a square kernel, when ``x`` is +-1, by table lookup
+    (``csrc/sign_conv_op.cpp``).
+
+    Four input channels' signs of one sample at one position are a 4-bit
+    pattern, and the 16 signed sums of those channels' weights at one tap
+    one table; products on the zero padding are skipped. Each output sums
+    its terms in a fixed order (any thread count); the sums differ from
+    ``F.conv2d``'s in the last bits. The avx512 kernel path only.
+
+    Args:
+        x (Tensor): (N, C_in, H, W) CPU float32.
+        weight (Tensor): (C_out, C_in / groups, K, K) CPU float32.
+
+    Returns:
+        Tensor | None: (N, C_out, H_out, W_out), or None when ``x`` has a
+        value other than +-1.
+    """
+    return load_ext().sign_input_conv2d(x, weight, stride, padding, groups)

@@ -73,9 +73,9 @@ def separate_activations() -> ContextManager:
     return mock.patch.object(super_bnn, 'residual_rprelu_rsign', separate)
 
 
-def convolution_weight_grads() -> ContextManager:
-    """Every weight gradient by aten's convolution backward (no table
-    lookup)."""
+def no_lookups() -> ContextManager:
+    """The Bi-Teacher's forward and every weight gradient by oneDNN's
+    convolutions (no table lookups)."""
     return mock.patch.object(conv_operands, 'lookup_applies',
                              lambda *args: False)
 
@@ -106,15 +106,16 @@ def float32_operands(model: SandwichSupernet) -> Iterator[None]:
 
 # what --ablate turns off: the students' convolutions on the popcount
 # kernels, the fused add + RPReLU + RSign, the kernel maps' loops, the
-# weight gradients by table lookup, all of the extension's training kernels
-# (those included), the fused Adam update, or the bfloat16 operands of the
-# float convolutions (the model is built with them for this one)
+# table lookups (Bi-Teacher forward, weight gradients), all of the
+# extension's training kernels (those included), the fused Adam update, or
+# the bfloat16 operands of the float convolutions (the model is built with
+# them for this one)
 ABLATIONS: Dict[str, Callable[
     [SandwichSupernet, OptimWrapper], ContextManager]] = dict(
         xnor=lambda model, optim: float_student_convs(),
         fused_act=lambda model, optim: separate_activations(),
         kernel_map=lambda model, optim: matmul_kernel_maps(),
-        weight_lookup=lambda model, optim: convolution_weight_grads(),
+        lookup=lambda model, optim: no_lookups(),
         kernels=lambda model, optim: training_kernels(False),
         fused_adam=lambda model, optim: unfused_adam(optim),
         bf16_operands=lambda model, optim: float32_operands(model))

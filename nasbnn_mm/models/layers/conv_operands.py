@@ -1,22 +1,24 @@
-"""Float convolutions of the binary layers: weight gradients by table
-lookup, bfloat16 operands (opt-in).
+"""Float convolutions of the binary layers: table lookup for a +-1 input,
+bfloat16 operands (opt-in).
 
-The weight gradient of a convolution whose input is +-1 (an RSign output:
-the Bi-Teacher's convolutions and the students' popcount ones) is computed
-by :func:`~nasbnn_mm.ops.training.sign_conv_weight_grad` on the avx512
-kernel path (a vector permute and add per four samples' products; zero
-padding skipped): float32 sums as the convolution's, in another order. It
-applies to square kernels larger than 1x1, or 1x1 with at least 128 input
-channels per group (smaller 1x1 ones ran no faster, ``docs/benchmarks.md``),
-and falls back to ``aten.convolution_backward`` when the input has another
-value than +-1.
+A convolution whose input is +-1 (an RSign output: the Bi-Teacher's
+convolutions) runs its forward by :func:`~nasbnn_mm.ops.training.
+sign_input_conv2d`, and its weight gradient (also that of the students'
+popcount convolutions) by :func:`~nasbnn_mm.ops.training.
+sign_conv_weight_grad`, on the avx512 kernel path: one vector permute and
+add for four products, zero padding skipped; float32 sums as a
+convolution's, in another order. They apply to square kernels larger than
+1x1, and to 1x1 ones from ``LOOKUP_MIN_1X1_CHANNELS`` input channels per
+group (smaller 1x1 ones ran no faster than oneDNN, ``docs/benchmarks.md``);
+an input with another value than +-1 falls back to ``F.conv2d`` and
+``aten.convolution_backward``.
 
 Inside :func:`conv_operand_dtype` ``(torch.bfloat16)`` the convolutions that
 a binary layer runs in floating point take bfloat16 copies of their
 operands and return float32: the forward of a full-precision-weight conv
 (the Bi-Teacher's) and the backward of every binary conv (data and weight
 gradients, also those of :func:`~.xnor_conv.xnor_conv2d`, whose forward
-stays on the exact popcount kernels; no table lookup then). The products
+stays on the exact popcount kernels; no table lookups then). The products
 are exact where an operand is +-1 (an RSign output, ``sign(W)``); the other
 operand (a full-precision weight, ``alpha_o``, an incoming gradient) is
 rounded to 8 significant bits, the sums run in float32 inside the
@@ -36,15 +38,16 @@ from torch.autograd import Function
 from torch.nn.modules.utils import _pair
 
 from nasbnn_mm.ops.binary_conv import kernel_path
-from nasbnn_mm.ops.training import sign_conv_weight_grad, training_ext
+from nasbnn_mm.ops.training import (sign_conv_weight_grad, sign_input_conv2d,
+                                    training_ext)
 
 __all__ = [
     'CONV_OPERAND_DTYPES', 'conv_operand_dtype', 'active_operand_dtype',
     'float_conv2d', 'conv2d_backward', 'lookup_applies'
 ]
 
-# 1x1 kernels take the lookup from this many input channels per group on
-LOOKUP_MIN_1X1_CHANNELS = 128
+# 1x1 kernels take the lookups from this many input channels per group on
+LOOKUP_MIN_1X1_CHANNELS = dict(forward=256, weight_grad=128)
 
 # the names a config may give (``SandwichSupernet(conv_operand_dtype=...)``)
 CONV_OPERAND_DTYPES = dict(float32=None, bfloat16=torch.bfloat16)
@@ -75,15 +78,19 @@ def active_operand_dtype(x: Tensor) -> Optional[torch.dtype]:
     return _dtype if x.dtype == torch.float32 else None
 
 
-def lookup_applies(x: Tensor, weight: Tensor, stride, padding,
-                   dilation) -> bool:
-    """Whether :func:`conv2d_backward` computes the weight gradient of this
-    float32 convolution by table lookup when ``x`` is +-1."""
+def lookup_applies(x: Tensor,
+                   weight: Tensor,
+                   stride,
+                   padding,
+                   dilation,
+                   use: str = 'weight_grad') -> bool:
+    """Whether this float32 convolution's ``use`` (``'forward'`` or
+    ``'weight_grad'``) runs by table lookup when ``x`` is +-1."""
     (kh, kw), step, pad = weight.shape[2:], _pair(stride), _pair(padding)
     return (training_ext(x) is not None and x.dim() == 4 and kh == kw
             and step[0] == step[1] and pad[0] == pad[1]
             and _pair(dilation) == (1, 1) and kernel_path() == 'avx512'
-            and (kh > 1 or weight.shape[1] >= LOOKUP_MIN_1X1_CHANNELS))
+            and (kh > 1 or weight.shape[1] >= LOOKUP_MIN_1X1_CHANNELS[use]))
 
 
 def conv2d_backward(
@@ -120,20 +127,27 @@ def conv2d_backward(
 
 
 class OperandConvFunction(Function):
-    """``F.conv2d`` on ``dtype`` copies of the operands (None: as given),
-    float32 out, and :func:`conv2d_backward` with ``dtype`` operands."""
+    """``F.conv2d`` on ``dtype`` copies of the operands (None: as given, by
+    table lookup where that applies), float32 out, and
+    :func:`conv2d_backward` with ``dtype`` operands."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
                 padding, dilation, groups: int,
                 dtype: Optional[torch.dtype]) -> Tensor:
+        out = None
         if dtype is not None:
             x, weight = x.to(dtype), weight.to(dtype)
+        elif lookup_applies(x, weight, stride, padding, dilation, 'forward'):
+            out = sign_input_conv2d(x, weight,
+                                    _pair(stride)[0],
+                                    _pair(padding)[0], groups)
         ctx.save_for_backward(x, weight)
         ctx.conv = (stride, padding, dilation, groups, dtype)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
-        out = F.conv2d(x, weight, None, stride, padding, dilation,
-                       groups).float()
+        if out is None:
+            out = F.conv2d(x, weight, None, stride, padding, dilation,
+                           groups).float()
         return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
 
     @staticmethod
@@ -153,9 +167,9 @@ def float_conv2d(x: Tensor,
                  padding=0,
                  dilation=1,
                  groups: int = 1) -> Tensor:
-    """``F.conv2d``, its weight gradient by table lookup where that applies
-    (module docstring); inside :func:`conv_operand_dtype` with bfloat16
-    operands.
+    """``F.conv2d``, it and its weight gradient by table lookup where that
+    applies (module docstring); inside :func:`conv_operand_dtype` with
+    bfloat16 operands.
 
     Args:
         x (Tensor): (N, C_in, H, W).

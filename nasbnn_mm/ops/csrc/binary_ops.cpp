@@ -296,6 +296,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("stride"), py::arg("padding"), py::arg("groups"),
         "Weight gradient of a conv of a +-1 input by table lookup "
         "(undefined when x is not +-1).");
+  m.def("sign_input_conv2d", &nasbnn::sign_input_conv2d, py::arg("x"),
+        py::arg("weight"), py::arg("stride"), py::arg("padding"),
+        py::arg("groups"),
+        "Convolution of a +-1 input by table lookup (undefined when x is "
+        "not +-1).");
   m.def("rsign_forward", &nasbnn::rsign_forward, py::arg("x"),
         py::arg("bias"), "sign(x + bias) of a (N, C, H, W) float32 map.");
   m.def("rsign_backward", &nasbnn::rsign_backward, py::arg("grad"),

@@ -249,6 +249,13 @@ Tensor sign_conv_weight_grad(const Tensor& grad, const Tensor& x,
                              int64_t kernel_size, int64_t stride,
                              int64_t padding, int64_t groups);
 
+// F.conv2d(x, weight, stride, padding, groups) (N, O, H', W') of a +-1
+// input x (N, C, H, W) and a float weight (O, C / groups, k, k), by table
+// lookup; undefined when x is not +-1 everywhere. avx512 kernel path only.
+// See sign_conv_op.cpp.
+Tensor sign_input_conv2d(const Tensor& x, const Tensor& weight,
+                         int64_t stride, int64_t padding, int64_t groups);
+
 // RSign (sign(x + b), ApproxSign gradient) and RPReLU of training on
 // contiguous (N, C, H, W) float32 maps; the backward also returns the
 // per-channel parameter gradients. See activation_op.cpp.

@@ -78,7 +78,10 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
     (weight normalization, RSign, RPReLU, the students' convolutions on
     the XNOR-popcount kernels; the reference convolves with F.conv2d) sum
     in other orders (forward ~1e-7 apart), which the LSQ steps' gradients
-    amplify to a few 1e-6, so 2e-5 there."""
+    amplify to a few 1e-6, so 2e-5 there; so do the table lookups of the
+    Bi-Teacher's convolutions and of the weight gradients, and Adam's
+    first update, lr * g / (|g| + eps), moves a few weights ~2e-6 apart
+    for gradients near eps, so parameters agree to 5e-6 there."""
     use_ext = kernels == 'extension'
     monkeypatch.setattr(training, '_enabled', use_ext)
     packed = []  # whether each binary-weight conv of the steps was packed
@@ -90,7 +93,7 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
         return operands
 
     monkeypatch.setattr(xnor_conv, '_packed_operands', counted)
-    grad_tol = 2e-5 if use_ext else 1e-6
+    grad_tol, param_tol = (2e-5, 5e-6) if use_ext else (1e-6, 1e-6)
     torch.manual_seed(0)
     model = SandwichSupernet(
         backbone=dict(
@@ -143,7 +146,7 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
                     msg=k)
         # rounding differences do not grow over steps
         for (k, p), q in zip(model.named_parameters(), reference.parameters()):
-            torch.testing.assert_close(p, q, atol=1e-6, rtol=0, msg=k)
+            torch.testing.assert_close(p, q, atol=param_tol, rtol=0, msg=k)
     # the students' convolutions ran on the popcount kernels (extension)
     assert (packed and all(packed)) if use_ext else not packed
     # every binary conv took the in-place path during the steps only

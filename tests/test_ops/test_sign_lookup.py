@@ -1,11 +1,11 @@
-"""The weight gradient of a +-1 input's convolution by table lookup."""
+"""A +-1 input's convolution and its weight gradient by table lookup."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nasbnn_mm.models.layers import conv_operands
 from nasbnn_mm.ops import binary_conv as ops
-from nasbnn_mm.ops.training import sign_conv_weight_grad
+from nasbnn_mm.ops.training import sign_conv_weight_grad, sign_input_conv2d
 
 
 @pytest.fixture(autouse=True)
@@ -61,18 +61,35 @@ def test_matches_the_convolution_gradient(case):
     assert not torch.equal(got, torch.zeros_like(got))
 
 
+@pytest.mark.parametrize(
+    'case', CASES + [(20, 8, 5, 3, 3, 1, 1, 1), (33, 12, 3, 4, 3, 2, 1, 1)])
+def test_forward_matches_the_convolution(case):
+    """Any N (16 samples per vector: 20 and 33 leave partial blocks)."""
+    n, c, h, o, k, stride, padding, groups = case
+    torch.manual_seed(sum(case))
+    x, w = _signs(n, c, h, h), torch.randn(o, c // groups, k, k)
+    got = sign_input_conv2d(x, w, stride, padding, groups)
+    exact = F.conv2d(x.double(), w.double(), None, stride, padding, 1, groups)
+    assert got.shape == exact.shape and got.is_contiguous()
+    # float32 sums of C / groups * K^2 terms of size ~1
+    torch.testing.assert_close(got.double(), exact, rtol=0, atol=1e-5 * c)
+
+
 def test_same_result_at_any_thread_count():
     torch.manual_seed(0)
     x, grad = _signs(8, 48, 6, 6), torch.randn(8, 32, 6, 6)
+    w = torch.randn(32, 48, 3, 3)
     threads = torch.get_num_threads()
+    results = []
     try:
-        torch.set_num_threads(1)
-        one = sign_conv_weight_grad(grad, x, 3, 1, 1, 1)
-        torch.set_num_threads(2)
-        two = sign_conv_weight_grad(grad, x, 3, 1, 1, 1)
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            results.append(
+                (sign_conv_weight_grad(grad, x, 3, 1, 1,
+                                       1), sign_input_conv2d(x, w, 1, 1, 1)))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(one, two)
+    assert all(torch.equal(a, b) for a, b in zip(*results))
 
 
 @pytest.mark.parametrize('value', [0., 0.5, float('nan')])
@@ -81,6 +98,7 @@ def test_other_values_return_none(value):
     x[3, 7, 2, 1] = value
     assert sign_conv_weight_grad(torch.randn(4, 8, 5, 5), x, 3, 1, 1,
                                  1) is None
+    assert sign_input_conv2d(x, torch.randn(8, 16, 3, 3), 1, 1, 1) is None
 
 
 def test_backward_takes_the_lookup_and_falls_back():
@@ -101,19 +119,37 @@ def test_backward_takes_the_lookup_and_falls_back():
         assert torch.equal(got[1], want[1] if lookup is None else lookup)
 
 
-def test_float_conv2d_gradients():
-    """The Bi-Teacher's convolution (+-1 input, float weight): F.conv2d's
-    output and input gradient, the weight gradient to float rounding."""
+def test_float_conv2d_takes_the_lookups():
+    """The Bi-Teacher's convolution (+-1 input, float weight): output and
+    weight gradient by table lookup, F.conv2d's to float rounding; the
+    input gradient F.conv2d's own."""
     torch.manual_seed(0)
     x = _signs(4, 32, 6, 6).requires_grad_()
     w = torch.randn(16, 32, 3, 3, requires_grad=True)
     out = conv_operands.float_conv2d(x, w, None, 1, 1)
     assert type(out.grad_fn).__name__ == 'OperandConvFunctionBackward'
     expected = F.conv2d(x, w, None, 1, 1)
-    assert torch.equal(out, expected)
+    assert torch.equal(out, sign_input_conv2d(x.detach(), w.detach(), 1, 1, 1))
+    exact = F.conv2d(x.detach().double(), w.detach().double(), None, 1, 1)
+    torch.testing.assert_close(out.double(), exact, rtol=0, atol=1e-4)
     grad = torch.randn_like(out)
     got, want = (torch.autograd.grad(y, [x, w], grad) for y in (out, expected))
     assert torch.equal(got[0], want[0])
-    exact = _exact(grad, x.detach(), w.shape, 1, 1, 1)
-    torch.testing.assert_close(got[1].double(), exact, rtol=0, atol=1e-4)
-    assert not torch.equal(got[1], want[1])  # the lookup's own sums
+    assert torch.equal(got[1],
+                       sign_conv_weight_grad(grad, x.detach(), 3, 1, 1, 1))
+
+
+def test_float_conv2d_of_other_inputs_is_conv2d():
+    """A float input (no +-1) gives F.conv2d's values and gradients."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 32, 6, 6, requires_grad=True)
+    w = torch.randn(16, 32, 3, 3, requires_grad=True)
+    out, expected = (
+        conv(x, w, None, 1, 1)
+        for conv in (conv_operands.float_conv2d, F.conv2d))
+    assert torch.equal(out, expected)
+    grad = torch.randn_like(out)
+    for a, b in zip(
+            torch.autograd.grad(out, [x, w], grad),
+            torch.autograd.grad(expected, [x, w], grad)):
+        assert torch.equal(a, b)
