@@ -16,11 +16,12 @@
 - ``kernel_map_*``: a sliced conv weight's kernel transformations and
   Bi-Transformation, ``w[o, i, :] @ M`` per row of a strided view
   (``models/layers/kernel_map.py``).
-- ``sign_input_conv2d`` / ``sign_conv_weight_grad``: a convolution of a
-  +-1 input (an RSign output) and its weight gradient by table lookup: one
-  vector permute and add for four products (``models/layers/
-  conv_operands.py``: the Bi-Teacher's convolutions, the backward of the
-  binary ones).
+- ``sign_input_conv2d`` / ``sign_conv_weight_grad`` /
+  ``sign_conv_input_grad``: a convolution of a +-1 input (an RSign output)
+  and its weight gradient, and the input gradient of a +-alpha_o weight, by
+  table lookup: one vector permute and add for four products
+  (``models/layers/conv_operands.py``: the Bi-Teacher's convolutions, the
+  backward of the binary ones).
 - ``pack_signs``: the signs of a (N, C, H, W) map or a conv weight packed
   for the XNOR-popcount kernels, with the check that makes them exact
   (``models/layers/xnor_conv.py``: the forward of a binary convolution).
@@ -46,7 +47,8 @@ __all__ = [
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
     'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
     'rprelu_rsign_backward', 'pack_signs', 'kernel_map_forward',
-    'kernel_map_backward', 'sign_input_conv2d', 'sign_conv_weight_grad'
+    'kernel_map_backward', 'sign_input_conv2d', 'sign_conv_weight_grad',
+    'sign_conv_input_grad'
 ]
 
 _ext_missing = False
@@ -262,3 +264,29 @@ def sign_input_conv2d(x: Tensor, weight: Tensor, stride: int, padding: int,
         value other than +-1.
     """
     return load_ext().sign_input_conv2d(x, weight, stride, padding, groups)
+
+
+def sign_conv_input_grad(grad: Tensor, weight: Tensor, height: int, width: int,
+                         stride: int, padding: int,
+                         groups: int) -> Optional[Tensor]:
+    """The input gradient of ``F.conv2d(x, weight, stride=stride,
+    padding=padding, groups=groups)`` for an ``x`` of ``height`` x
+    ``width`` when every weight row is +-alpha_o, by table lookup
+    (``csrc/sign_dgrad_op.cpp``).
+
+    Four output channels' weight signs at one tap are a 4-bit pattern, and
+    the 16 signed sums of those channels' ``alpha_o * grad`` at one output
+    position one table; terms outside the map are skipped. Each value sums
+    its terms in a fixed order (any thread count); the sums differ from a
+    float convolution's in the last bits. The avx512 kernel path only.
+
+    Args:
+        grad (Tensor): (N, C_out, H_out, W_out) CPU float32.
+        weight (Tensor): (C_out, C_in / groups, K, K) CPU float32.
+
+    Returns:
+        Tensor | None: (N, C_in, height, width), or None when a weight row
+        is not +-alpha_o with alpha_o > 0.
+    """
+    return load_ext().sign_conv_input_grad(grad, weight, height, width, stride,
+                                           padding, groups)

@@ -1,11 +1,13 @@
-"""A +-1 input's convolution and its weight gradient by table lookup."""
+"""A +-1 input's convolution and its weight gradient, and a +-alpha_o
+weight's input gradient, by table lookup."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nasbnn_mm.models.layers import conv_operands
 from nasbnn_mm.ops import binary_conv as ops
-from nasbnn_mm.ops.training import sign_conv_weight_grad, sign_input_conv2d
+from nasbnn_mm.ops.training import (sign_conv_input_grad,
+                                    sign_conv_weight_grad, sign_input_conv2d)
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +21,11 @@ def avx512():
 
 def _signs(*shape):
     return torch.where(torch.randn(*shape) >= 0, 1., -1.)
+
+
+def _binary_weight(o, c, k):
+    """alpha_o * sign, alpha_o > 0 per output channel."""
+    return _signs(o, c, k, k) * (0.1 + torch.rand(o, 1, 1, 1))
 
 
 def _exact(grad, x, weight_shape, stride, padding, groups):
@@ -75,6 +82,23 @@ def test_forward_matches_the_convolution(case):
     torch.testing.assert_close(got.double(), exact, rtol=0, atol=1e-5 * c)
 
 
+@pytest.mark.parametrize('case', CASES)
+def test_input_grad_matches_the_convolution_gradient(case):
+    n, c, h, o, k, stride, padding, groups = case
+    torch.manual_seed(sum(case))
+    w = _binary_weight(o, c // groups, k)
+    out_h = (h + 2 * padding - k) // stride + 1
+    grad = torch.randn(n, o, out_h, out_h)
+    got = sign_conv_input_grad(grad, w, h, h, stride, padding, groups)
+    exact = torch.ops.aten.convolution_backward(
+        grad.double(),
+        torch.zeros(n, c, h, h).double(), w.double(), None, [stride] * 2,
+        [padding] * 2, [1, 1], False, [0, 0], groups, [True, False, False])[0]
+    assert got.shape == exact.shape and got.is_contiguous()
+    # float32 sums of C_out / groups * K^2 terms of size ~1
+    torch.testing.assert_close(got.double(), exact, rtol=0, atol=1e-5 * o)
+
+
 def test_same_result_at_any_thread_count():
     torch.manual_seed(0)
     x, grad = _signs(8, 48, 6, 6), torch.randn(8, 32, 6, 6)
@@ -86,7 +110,8 @@ def test_same_result_at_any_thread_count():
             torch.set_num_threads(count)
             results.append(
                 (sign_conv_weight_grad(grad, x, 3, 1, 1,
-                                       1), sign_input_conv2d(x, w, 1, 1, 1)))
+                                       1), sign_input_conv2d(x, w, 1, 1, 1),
+                 sign_conv_input_grad(grad, w.sign(), 6, 6, 1, 1, 1)))
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(*results))
@@ -99,6 +124,10 @@ def test_other_values_return_none(value):
     assert sign_conv_weight_grad(torch.randn(4, 8, 5, 5), x, 3, 1, 1,
                                  1) is None
     assert sign_input_conv2d(x, torch.randn(8, 16, 3, 3), 1, 1, 1) is None
+    w = _binary_weight(8, 16, 3)
+    w[5, 3, 1, 2] = value * w[5, 0, 0, 0]  # one value off its row's alpha
+    assert sign_conv_input_grad(torch.randn(4, 8, 5, 5), w, 5, 5, 1, 1,
+                                1) is None
 
 
 def test_backward_takes_the_lookup_and_falls_back():
@@ -117,6 +146,34 @@ def test_backward_takes_the_lookup_and_falls_back():
         assert torch.equal(got[0], want[0]) and got[2] is None
         lookup = sign_conv_weight_grad(grad, x, 3, 1, 1, 1)
         assert torch.equal(got[1], want[1] if lookup is None else lookup)
+
+
+def test_backward_of_sign_weights_takes_the_input_lookup():
+    """conv2d_backward(weight_signs=True): the input gradient by lookup from
+    LOOKUP_MIN_INPUT_GRAD_POSITIONS output positions on, aten's below."""
+    torch.manual_seed(0)
+    w = _binary_weight(16, 24, 3)
+    for h in (6, 3):
+        x, grad = _signs(4, 24, h, h), torch.randn(4, 16, h, h)
+        got = conv_operands.conv2d_backward(
+            grad,
+            x,
+            w,
+            None,
+            1,
+            1,
+            1,
+            1, (True, False, False),
+            None,
+            weight_signs=True)
+        want = torch.ops.aten.convolution_backward(grad, x, w, None, [1, 1],
+                                                   [1, 1], [1, 1], False,
+                                                   [0, 0], 1,
+                                                   [True, False, False])
+        lookup = sign_conv_input_grad(grad, w, h, h, 1, 1, 1)
+        expected = lookup if h * h >= 16 else want[0]
+        assert torch.equal(got[0], expected) and got[1] is None
+        assert not torch.equal(lookup, want[0])
 
 
 def test_float_conv2d_takes_the_lookups():

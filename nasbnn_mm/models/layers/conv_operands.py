@@ -1,17 +1,20 @@
-"""Float convolutions of the binary layers: table lookup for a +-1 input,
-bfloat16 operands (opt-in).
+"""Float convolutions of the binary layers: table lookup for a +-1
+operand, bfloat16 operands (opt-in).
 
-A convolution whose input is +-1 (an RSign output: the Bi-Teacher's
-convolutions) runs its forward by :func:`~nasbnn_mm.ops.training.
-sign_input_conv2d`, and its weight gradient (also that of the students'
-popcount convolutions) by :func:`~nasbnn_mm.ops.training.
-sign_conv_weight_grad`, on the avx512 kernel path: one vector permute and
-add for four products, zero padding skipped; float32 sums as a
-convolution's, in another order. They apply to square kernels larger than
-1x1, and to 1x1 ones from ``LOOKUP_MIN_1X1_CHANNELS`` input channels per
-group (smaller 1x1 ones ran no faster than oneDNN, ``docs/benchmarks.md``);
-an input with another value than +-1 falls back to ``F.conv2d`` and
-``aten.convolution_backward``.
+On the avx512 kernel path these convolutions run by table lookup, one
+vector permute and add for four products, zero padding skipped, float32
+sums as a convolution's in another order (``ops/csrc/sign_*_op.cpp``):
+the forward of a +-1 input (an RSign output) with a float weight (the
+Bi-Teacher's convolutions, :func:`~nasbnn_mm.ops.training.
+sign_input_conv2d`), the weight gradient of a +-1 input (also the
+students' popcount convolutions, :func:`~nasbnn_mm.ops.training.
+sign_conv_weight_grad`) and the input gradient of a +-alpha_o weight (the
+students', :func:`~nasbnn_mm.ops.training.sign_conv_input_grad`). They
+apply to square kernels larger than 1x1 and to 1x1 ones from
+``LOOKUP_MIN_1X1_CHANNELS`` input channels per group, the input gradient
+from ``LOOKUP_MIN_INPUT_GRAD_POSITIONS`` output positions (smaller ones
+ran no faster than oneDNN, ``docs/benchmarks.md``); where the operand is
+not +-1 they fall back to ``F.conv2d`` and ``aten.convolution_backward``.
 
 Inside :func:`conv_operand_dtype` ``(torch.bfloat16)`` the convolutions that
 a binary layer runs in floating point take bfloat16 copies of their
@@ -38,7 +41,8 @@ from torch.autograd import Function
 from torch.nn.modules.utils import _pair
 
 from nasbnn_mm.ops.binary_conv import kernel_path
-from nasbnn_mm.ops.training import (sign_conv_weight_grad, sign_input_conv2d,
+from nasbnn_mm.ops.training import (sign_conv_input_grad,
+                                    sign_conv_weight_grad, sign_input_conv2d,
                                     training_ext)
 
 __all__ = [
@@ -46,8 +50,11 @@ __all__ = [
     'float_conv2d', 'conv2d_backward', 'lookup_applies'
 ]
 
-# 1x1 kernels take the lookups from this many input channels per group on
-LOOKUP_MIN_1X1_CHANNELS = dict(forward=256, weight_grad=128)
+# 1x1 kernels take the lookups from this many input channels per group on;
+# the input gradient from this many output positions (docs/benchmarks.md:
+# smaller ones ran no faster than oneDNN here)
+LOOKUP_MIN_1X1_CHANNELS = dict(forward=256, weight_grad=128, input_grad=128)
+LOOKUP_MIN_INPUT_GRAD_POSITIONS = 16
 
 # the names a config may give (``SandwichSupernet(conv_operand_dtype=...)``)
 CONV_OPERAND_DTYPES = dict(float32=None, bfloat16=torch.bfloat16)
@@ -84,8 +91,9 @@ def lookup_applies(x: Tensor,
                    padding,
                    dilation,
                    use: str = 'weight_grad') -> bool:
-    """Whether this float32 convolution's ``use`` (``'forward'`` or
-    ``'weight_grad'``) runs by table lookup when ``x`` is +-1."""
+    """Whether this float32 convolution's ``use`` (``'forward'``,
+    ``'weight_grad'`` or ``'input_grad'``) runs by table lookup when its
+    +-1 operand is +-1."""
     (kh, kw), step, pad = weight.shape[2:], _pair(stride), _pair(padding)
     return (training_ext(x) is not None and x.dim() == 4 and kh == kw
             and step[0] == step[1] and pad[0] == pad[1]
@@ -93,37 +101,60 @@ def lookup_applies(x: Tensor,
             and (kh > 1 or weight.shape[1] >= LOOKUP_MIN_1X1_CHANNELS[use]))
 
 
+def _lookup_grads(grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
+                  dilation, groups: int, needs: Sequence[bool],
+                  weight_signs: bool) -> List[Optional[Tensor]]:
+    """``[grad_x, grad_weight]`` by table lookup where that applies; None
+    elsewhere and where the +-1 operand is not."""
+    step, pad = _pair(stride)[0], _pair(padding)[0]
+    grad_x = grad_weight = None
+    if (needs[0] and weight_signs and grad.shape[2] * grad.shape[3]
+            >= LOOKUP_MIN_INPUT_GRAD_POSITIONS and lookup_applies(
+                x, weight, stride, padding, dilation, 'input_grad')):
+        grad_x = sign_conv_input_grad(grad, weight, x.shape[2], x.shape[3],
+                                      step, pad, groups)
+    if needs[1] and lookup_applies(x, weight, stride, padding, dilation,
+                                   'weight_grad'):
+        grad_weight = sign_conv_weight_grad(grad, x, weight.shape[2], step,
+                                            pad, groups)
+    return [grad_x, grad_weight]
+
+
 def conv2d_backward(
-        grad: Tensor, x: Tensor, weight: Tensor,
-        bias_sizes: Optional[List[int]], stride, padding, dilation,
-        groups: int, needs: Sequence[bool],
-        dtype: Optional[torch.dtype]) -> Tuple[Optional[Tensor], ...]:
+        grad: Tensor,
+        x: Tensor,
+        weight: Tensor,
+        bias_sizes: Optional[List[int]],
+        stride,
+        padding,
+        dilation,
+        groups: int,
+        needs: Sequence[bool],
+        dtype: Optional[torch.dtype],
+        weight_signs: bool = False) -> Tuple[Optional[Tensor], ...]:
     """``(grad_x, grad_weight, grad_bias)`` of ``F.conv2d(x, weight, ...)``
     for the output gradient ``grad``, with ``dtype`` operands and float32
-    results (None: the operands as given, and the weight gradient by table
-    lookup where that applies and ``x`` is +-1); a gradient not in
-    ``needs`` is None."""
-    grad_weight = None
-    if dtype is None and needs[1] and lookup_applies(x, weight, stride,
-                                                     padding, dilation):
-        grad_weight = sign_conv_weight_grad(grad, x, weight.shape[2],
-                                            _pair(stride)[0],
-                                            _pair(padding)[0], groups)
-    if grad_weight is not None:
-        needs = (needs[0], False, needs[2])
-        if not (needs[0] or needs[2]):
-            return None, grad_weight, None
+    results; a gradient not in ``needs`` is None. With ``dtype`` None the
+    weight gradient of a +-1 ``x``, and (``weight_signs``: each weight row
+    is meant to be +-alpha_o) the input gradient, run by table lookup where
+    that applies."""
+    looked_up = [None, None, None]
+    if dtype is None:
+        looked_up[:2] = _lookup_grads(grad, x, weight, stride, padding,
+                                      dilation, groups, needs, weight_signs)
+    rest = [need and g is None for need, g in zip(needs, looked_up)]
+    if not any(rest):
+        return tuple(looked_up)
     if dtype is not None:
         grad, x, weight = grad.to(dtype), x.to(dtype), weight.to(dtype)
     grads = torch.ops.aten.convolution_backward(grad, x, weight, bias_sizes,
                                                 _pair(stride), _pair(padding),
                                                 _pair(dilation), False, [0, 0],
-                                                groups, list(needs))
-    if grad_weight is not None:
-        return grads[0], grad_weight, grads[2]
-    if dtype is None:
-        return grads
-    return tuple(None if g is None else g.float() for g in grads)
+                                                groups, rest)
+    if dtype is not None:
+        grads = tuple(None if g is None else g.float() for g in grads)
+    return tuple(g if g is not None else other
+                 for g, other in zip(looked_up, grads))
 
 
 class OperandConvFunction(Function):

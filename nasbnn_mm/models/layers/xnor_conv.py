@@ -6,13 +6,14 @@ the bit-packed kernels of :mod:`nasbnn_mm.ops` compute exactly, several
 times faster than a float convolution (the students of the sandwich step:
 ``docs/benchmarks.md``). :func:`xnor_conv2d` packs both operands, checks
 that they are such values (the packing pass reports it) and runs the
-kernels; the backward is the float convolution's own
-(``aten.convolution_backward`` on the saved ``x`` and ``W``), so the
-gradients are those of ``F.conv2d`` (with bfloat16 operands inside
-:func:`~.conv_operands.conv_operand_dtype`). Anything else (CUDA, other
-dtypes, dilation, values that are not +-1 / +-alpha, the extension not
-built or :func:`~nasbnn_mm.ops.training.training_kernels` off) runs
-:func:`~.conv_operands.float_conv2d` (``F.conv2d``).
+kernels; the backward is the float convolution's
+(:func:`~.conv_operands.conv2d_backward` on the saved ``x`` and ``W``: by
+table lookup on the avx512 path, else ``aten.convolution_backward``; with
+bfloat16 operands inside :func:`~.conv_operands.conv_operand_dtype`), so
+the gradients are those of ``F.conv2d`` to float rounding. Anything else
+(CUDA, other dtypes, dilation, values that are not +-1 / +-alpha, the
+extension not built or :func:`~nasbnn_mm.ops.training.training_kernels`
+off) runs :func:`~.conv_operands.float_conv2d` (``F.conv2d``).
 """
 from typing import Optional, Tuple, Union
 
@@ -57,9 +58,18 @@ class XnorConvFunction(Function):
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         stride, padding, groups, dtype = ctx.conv
-        grads = conv2d_backward(grad, x, weight, ctx.bias_sizes, stride,
-                                padding, 1, groups, ctx.needs_input_grad[:3],
-                                dtype)
+        grads = conv2d_backward(
+            grad,
+            x,
+            weight,
+            ctx.bias_sizes,
+            stride,
+            padding,
+            1,
+            groups,
+            ctx.needs_input_grad[:3],
+            dtype,
+            weight_signs=True)
         return (*grads, None, None, None, None, None, None)
 
 

@@ -301,6 +301,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("groups"),
         "Convolution of a +-1 input by table lookup (undefined when x is "
         "not +-1).");
+  m.def("sign_conv_input_grad", &nasbnn::sign_conv_input_grad,
+        py::arg("grad"), py::arg("weight"), py::arg("height"),
+        py::arg("width"), py::arg("stride"), py::arg("padding"),
+        py::arg("groups"),
+        "Input gradient of a conv of a +-alpha_o weight by table lookup "
+        "(undefined when the weight is not +-alpha_o per row).");
   m.def("rsign_forward", &nasbnn::rsign_forward, py::arg("x"),
         py::arg("bias"), "sign(x + bias) of a (N, C, H, W) float32 map.");
   m.def("rsign_backward", &nasbnn::rsign_backward, py::arg("grad"),

@@ -256,6 +256,15 @@ Tensor sign_conv_weight_grad(const Tensor& grad, const Tensor& x,
 Tensor sign_input_conv2d(const Tensor& x, const Tensor& weight,
                          int64_t stride, int64_t padding, int64_t groups);
 
+// The input gradient (N, C, height, width) of a square-kernel convolution
+// whose weight (O, C / groups, k, k) is alpha_o * sign per output channel,
+// for the output gradient grad (N, O, H', W'), by table lookup; undefined
+// when a weight row is not +-alpha_o (alpha_o > 0). avx512 kernel path
+// only. See sign_dgrad_op.cpp.
+Tensor sign_conv_input_grad(const Tensor& grad, const Tensor& weight,
+                            int64_t height, int64_t width, int64_t stride,
+                            int64_t padding, int64_t groups);
+
 // RSign (sign(x + b), ApproxSign gradient) and RPReLU of training on
 // contiguous (N, C, H, W) float32 maps; the backward also returns the
 // per-channel parameter gradients. See activation_op.cpp.
