@@ -5,8 +5,9 @@
 // by table lookup: the signs of 4 input channels of one sample at one input
 // position are a 4-bit pattern, and for each output channel and tap the 16
 // signed sums of those channels' weights one table. Lanes are 16 samples,
-// a register tile 4 output positions x 2 output channels x up to 2 blocks
-// of samples; taps on the zero padding are skipped. Each output sums
+// a register tile 2 output positions x 4 output channels x up to 2 blocks
+// of samples (fewer loads per lookup than 4 x 2); taps on the zero
+// padding are skipped. Each output sums
 // its terms in a fixed order (taps, then channels) whatever the threads
 // (they split the output channels). avx512 kernel path only.
 #include <ATen/Parallel.h>
@@ -27,8 +28,8 @@ namespace {
 using sign_lookup::kTable;
 using sign_lookup::kVector;
 constexpr int64_t kIn = sign_lookup::kSigns;  // input channels per pattern
-constexpr int64_t kOutRows = 2;               // output channels per tile
-constexpr int64_t kPositions = sign_lookup::kTile;  // output positions
+constexpr int64_t kOutRows = 4;    // output channels per tile
+constexpr int64_t kPositions = 2;  // output positions per tile
 
 struct Geometry {
   int64_t n, height, width, out_h, out_w, k, stride, pad;
@@ -111,13 +112,15 @@ __attribute__((target("avx512f"))) void position_tile(
     if (!any) continue;
     const float* tab = tables + tap * g.chunks * kTable;
     const int64_t row_stride = taps * g.chunks * kTable;
+    const int64_t chunk_stride = hw * g.padded;
     for (int64_t c = 0; c < g.chunks; ++c) {
       __m512 t[kOutRows];
       for (int64_t o = 0; o < kOutRows; ++o)
         t[o] = _mm512_loadu_ps(tab + o * row_stride + c * kTable);
       for (int64_t m = 0; m < kPositions; ++m) {
         if (!valid[m]) continue;  // the same branch for every c
-        const uint8_t* p = pat[m] + c * hw * g.padded;
+        const uint8_t* p = pat[m];
+        pat[m] += chunk_stride;
         for (int r = 0; r < NR; ++r) {
           const __m512i idx = sign_lookup::load_patterns(p + kVector * r);
           for (int64_t o = 0; o < kOutRows; ++o)
