@@ -38,8 +38,9 @@ def _exact(grad, x, weight_shape, stride, padding, groups):
 
 
 # (N, C_in, H, C_out, K, stride, padding, groups): N not a multiple of the
-# 4 samples of a pattern, channels past and short of the 16 lanes, kernels
-# larger than the map (most taps on the padding), stride 2, odd sizes
+# 4 samples of a pattern, channels past and short of the 16 lanes (passes
+# over 1 to 4 blocks of 16), kernels larger than the map (most taps on the
+# padding), stride 2, odd sizes
 CASES = [
     (5, 20, 7, 6, 3, 1, 1, 1),
     (8, 32, 4, 16, 5, 1, 2, 2),
@@ -50,6 +51,8 @@ CASES = [
     (4, 33, 3, 5, 3, 1, 0, 1),
     (2, 80, 4, 24, 3, 1, 1, 1),
     (9, 8, 5, 4, 7, 1, 3, 1),
+    (3, 48, 5, 8, 3, 1, 1, 1),  # 3 blocks of 16 channels: one pass of 3
+    (2, 96, 4, 8, 3, 1, 1, 1),  # 6 blocks: 3 + 3
 ]
 
 

@@ -92,8 +92,9 @@ def lookup_applies(x: Tensor,
                    dilation,
                    use: str = 'weight_grad') -> bool:
     """Whether this float32 convolution's ``use`` (``'forward'``,
-    ``'weight_grad'`` or ``'input_grad'``) runs by table lookup when its
-    +-1 operand is +-1."""
+    ``'weight_grad'`` or ``'input_grad'``) takes the table lookup (which
+    still falls back where ``x``, or for ``'input_grad'`` a weight row, is
+    not +-1 / +-alpha_o)."""
     (kh, kw), step, pad = weight.shape[2:], _pair(stride), _pair(padding)
     return (training_ext(x) is not None and x.dim() == 4 and kh == kw
             and step[0] == step[1] and pad[0] == pad[1]

@@ -58,11 +58,14 @@ __attribute__((target("avx512f"))) inline __m512 add_lookup(__m512 acc,
 #endif
 
 // Calls f.template operator()<NR>() for the next pass over `left` blocks
-// of 16 lanes (4, 2 or 1 blocks at a time); returns the blocks it took.
+// of 16 lanes, NR <= 4 blocks at a time (6 as 3 + 3 and 5 as 3 + 2, so
+// that no pass runs on 1 or 2 blocks when 3 would do); returns NR.
 template <typename F>
 int64_t with_blocks(int64_t left, F f) {
+  if (left == 3 || left == 5 || left == 6)
+    return f.template operator()<3>(), 3;
   if (left >= 4) return f.template operator()<4>(), 4;
-  if (left >= 2) return f.template operator()<2>(), 2;
+  if (left == 2) return f.template operator()<2>(), 2;
   return f.template operator()<1>(), 1;
 }
 
