@@ -106,18 +106,18 @@ def test_same_result_at_any_thread_count():
     torch.manual_seed(0)
     x, grad = _signs(8, 48, 6, 6), torch.randn(8, 32, 6, 6)
     w = torch.randn(32, 48, 3, 3)
+    kernels = (lambda: sign_conv_weight_grad(grad, x, 3, 1, 1, 1),
+               lambda: sign_input_conv2d(x, w, 1, 1, 1),
+               lambda: sign_conv_input_grad(grad, w.sign(), 6, 6, 1, 1, 1))
     threads = torch.get_num_threads()
-    results = []
     try:
-        for count in (1, 2):
-            torch.set_num_threads(count)
-            results.append(
-                (sign_conv_weight_grad(grad, x, 3, 1, 1,
-                                       1), sign_input_conv2d(x, w, 1, 1, 1),
-                 sign_conv_input_grad(grad, w.sign(), 6, 6, 1, 1, 1)))
+        torch.set_num_threads(1)
+        one = [op() for op in kernels]
+        torch.set_num_threads(2)
+        two = [op() for op in kernels]
     finally:
         torch.set_num_threads(threads)
-    assert all(torch.equal(a, b) for a, b in zip(*results))
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
 
 
 @pytest.mark.parametrize('value', [0., 0.5, float('nan')])
@@ -133,12 +133,32 @@ def test_other_values_return_none(value):
                                 1) is None
 
 
+# (K, C_in per group, use, takes the lookup): 1x1 kernels only from
+# LOOKUP_MIN_1X1_CHANNELS input channels per group
+RULES = [(3, 16, 'forward', True), (1, 128, 'forward', False),
+         (1, 256, 'forward', True), (1, 64, 'weight_grad', False),
+         (1, 128, 'weight_grad', True), (1, 128, 'input_grad', True),
+         (5, 8, 'input_grad', True)]
+
+
+@pytest.mark.parametrize('k, channels, use, takes', RULES)
+def test_lookup_applies(k, channels, use, takes):
+    x, w = _signs(2, channels, 4, 4), torch.randn(8, channels, k, k)
+    assert conv_operands.lookup_applies(x, w, 1, k // 2, 1, use) is takes
+    # never with dilation, on other dtypes or on another kernel path
+    assert not conv_operands.lookup_applies(x, w, 1, k // 2, 2, use)
+    assert not conv_operands.lookup_applies(x.double(), w, 1, k // 2, 1, use)
+    with ops.force_kernel_path('scalar'):
+        assert not conv_operands.lookup_applies(x, w, 1, k // 2, 1, use)
+
+
 def test_backward_takes_the_lookup_and_falls_back():
-    """conv2d_backward: the lookup's gradient for a +-1 input, aten's for
-    another input (same values as F.conv2d's autograd then)."""
+    """conv2d_backward: the lookup's weight gradient for a +-1 input (close
+    to aten's, not equal), aten's for another input."""
     torch.manual_seed(0)
     w = torch.randn(16, 24, 3, 3)
-    for x in (_signs(4, 24, 6, 6), torch.randn(4, 24, 6, 6)):
+    for signs in (True, False):
+        x = _signs(4, 24, 6, 6) if signs else torch.randn(4, 24, 6, 6)
         grad = torch.randn(4, 16, 6, 6)
         got = conv_operands.conv2d_backward(grad, x, w, None, 1, 1, 1, 1,
                                             (True, True, False), None)
@@ -148,7 +168,13 @@ def test_backward_takes_the_lookup_and_falls_back():
                                                    [True, True, False])
         assert torch.equal(got[0], want[0]) and got[2] is None
         lookup = sign_conv_weight_grad(grad, x, 3, 1, 1, 1)
-        assert torch.equal(got[1], want[1] if lookup is None else lookup)
+        assert (lookup is not None) is signs
+        if signs:
+            assert torch.equal(got[1], lookup)
+            assert not torch.equal(got[1], want[1])
+            torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-4)
+        else:
+            assert torch.equal(got[1], want[1])
 
 
 def test_backward_of_sign_weights_takes_the_input_lookup():
@@ -166,8 +192,9 @@ def test_backward_of_sign_weights_takes_the_input_lookup():
             1,
             1,
             1,
-            1, (True, False, False),
-            None,
+            1,
+            needs=(True, False, False),
+            dtype=None,
             weight_signs=True)
         want = torch.ops.aten.convolution_backward(grad, x, w, None, [1, 1],
                                                    [1, 1], [1, 1], False,
@@ -199,17 +226,43 @@ def test_float_conv2d_takes_the_lookups():
                        sign_conv_weight_grad(grad, x.detach(), 3, 1, 1, 1))
 
 
-def test_float_conv2d_of_other_inputs_is_conv2d():
-    """A float input (no +-1) gives F.conv2d's values and gradients."""
+def test_float_conv2d_of_other_inputs_is_conv2d(monkeypatch):
+    """A float input (no +-1) gives F.conv2d's values and gradients, and
+    the backward does not pack it again once the forward found it."""
     torch.manual_seed(0)
     x = torch.randn(4, 32, 6, 6, requires_grad=True)
     w = torch.randn(16, 32, 3, 3, requires_grad=True)
     out, expected = (
         conv(x, w, None, 1, 1)
         for conv in (conv_operands.float_conv2d, F.conv2d))
+    assert type(out.grad_fn).__name__ == 'OperandConvFunctionBackward'
     assert torch.equal(out, expected)
+
+    def unexpected(*args):
+        raise AssertionError('weight-gradient lookup tried again')
+
+    monkeypatch.setattr(conv_operands, 'sign_conv_weight_grad', unexpected)
     grad = torch.randn_like(out)
     for a, b in zip(
             torch.autograd.grad(out, [x, w], grad),
             torch.autograd.grad(expected, [x, w], grad)):
         assert torch.equal(a, b)
+
+
+def test_other_kernel_paths_refuse():
+    """Called directly on another kernel path, each op raises one error
+    naming itself and the path (the layers check lookup_applies first)."""
+    x, w = _signs(4, 16, 5, 5), torch.randn(8, 16, 3, 3)
+    grad = torch.randn(4, 8, 5, 5)
+    with ops.force_kernel_path('scalar'):
+        for name, call in (
+            ('sign_input_conv2d', lambda: sign_input_conv2d(x, w, 1, 1, 1)),
+            ('sign_conv_weight_grad',
+             lambda: sign_conv_weight_grad(grad, x, 3, 1, 1, 1)),
+            ('sign_conv_input_grad',
+             lambda: sign_conv_input_grad(grad, w.sign(), 5, 5, 1, 1, 1))):
+            with pytest.raises(
+                    RuntimeError,
+                    match=f'{name} runs on the avx512 kernel '
+                    'path only, the active path is scalar'):
+                call()

@@ -74,8 +74,8 @@ def separate_activations() -> ContextManager:
 
 
 def no_lookups() -> ContextManager:
-    """The Bi-Teacher's forward and every weight gradient by oneDNN's
-    convolutions (no table lookups)."""
+    """The Bi-Teacher's forward, every weight gradient and the students'
+    data gradients by oneDNN's convolutions (no table lookups)."""
     return mock.patch.object(conv_operands, 'lookup_applies',
                              lambda *args: False)
 
@@ -106,7 +106,7 @@ def float32_operands(model: SandwichSupernet) -> Iterator[None]:
 
 # what --ablate turns off: the students' convolutions on the popcount
 # kernels, the fused add + RPReLU + RSign, the kernel maps' loops, the
-# table lookups (Bi-Teacher forward, weight gradients), all of the
+# table lookups (Bi-Teacher forward, weight and data gradients), all of the
 # extension's training kernels (those included), the fused Adam update, or
 # the bfloat16 operands of the float convolutions (the model is built with
 # them for this one)

@@ -104,6 +104,7 @@ def lookup_applies(x: Tensor,
 
 def _lookup_grads(grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
                   dilation, groups: int, needs: Sequence[bool],
+                  input_signs: bool,
                   weight_signs: bool) -> List[Optional[Tensor]]:
     """``[grad_x, grad_weight]`` by table lookup where that applies; None
     elsewhere and where the +-1 operand is not."""
@@ -114,8 +115,8 @@ def _lookup_grads(grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
                 x, weight, stride, padding, dilation, 'input_grad')):
         grad_x = sign_conv_input_grad(grad, weight, x.shape[2], x.shape[3],
                                       step, pad, groups)
-    if needs[1] and lookup_applies(x, weight, stride, padding, dilation,
-                                   'weight_grad'):
+    if needs[1] and input_signs and lookup_applies(x, weight, stride, padding,
+                                                   dilation, 'weight_grad'):
         grad_weight = sign_conv_weight_grad(grad, x, weight.shape[2], step,
                                             pad, groups)
     return [grad_x, grad_weight]
@@ -132,17 +133,20 @@ def conv2d_backward(
         groups: int,
         needs: Sequence[bool],
         dtype: Optional[torch.dtype],
+        input_signs: bool = True,
         weight_signs: bool = False) -> Tuple[Optional[Tensor], ...]:
     """``(grad_x, grad_weight, grad_bias)`` of ``F.conv2d(x, weight, ...)``
     for the output gradient ``grad``, with ``dtype`` operands and float32
     results; a gradient not in ``needs`` is None. With ``dtype`` None the
-    weight gradient of a +-1 ``x``, and (``weight_signs``: each weight row
-    is meant to be +-alpha_o) the input gradient, run by table lookup where
-    that applies."""
+    weight gradient of a +-1 ``x`` (``input_signs`` False: ``x`` was already
+    found not to be), and (``weight_signs``: each weight row is meant to be
+    +-alpha_o) the input gradient, run by table lookup where that
+    applies."""
     looked_up = [None, None, None]
     if dtype is None:
         looked_up[:2] = _lookup_grads(grad, x, weight, stride, padding,
-                                      dilation, groups, needs, weight_signs)
+                                      dilation, groups, needs, input_signs,
+                                      weight_signs)
     rest = [need and g is None for need, g in zip(needs, looked_up)]
     if not any(rest):
         return tuple(looked_up)
@@ -161,19 +165,21 @@ def conv2d_backward(
 class OperandConvFunction(Function):
     """``F.conv2d`` on ``dtype`` copies of the operands (None: as given, by
     table lookup where that applies), float32 out, and
-    :func:`conv2d_backward` with ``dtype`` operands."""
+    :func:`conv2d_backward` with ``dtype`` operands (no second lookup
+    attempt in the backward when the forward found ``x`` not +-1)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
                 padding, dilation, groups: int,
                 dtype: Optional[torch.dtype]) -> Tensor:
-        out = None
+        out, ctx.input_signs = None, True
         if dtype is not None:
             x, weight = x.to(dtype), weight.to(dtype)
         elif lookup_applies(x, weight, stride, padding, dilation, 'forward'):
             out = sign_input_conv2d(x, weight,
                                     _pair(stride)[0],
                                     _pair(padding)[0], groups)
+            ctx.input_signs = out is not None
         ctx.save_for_backward(x, weight)
         ctx.conv = (stride, padding, dilation, groups, dtype)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
@@ -186,9 +192,18 @@ class OperandConvFunction(Function):
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups, dtype = ctx.conv
-        grads = conv2d_backward(grad, x, weight, ctx.bias_sizes, stride,
-                                padding, dilation, groups,
-                                ctx.needs_input_grad[:3], dtype)
+        grads = conv2d_backward(
+            grad,
+            x,
+            weight,
+            ctx.bias_sizes,
+            stride,
+            padding,
+            dilation,
+            groups,
+            ctx.needs_input_grad[:3],
+            dtype,
+            input_signs=ctx.input_signs)
         return (*grads, None, None, None, None, None)
 
 

@@ -14,11 +14,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "dispatch.h"
 #include "ops.h"
 #include "sign_lookup.h"
 
@@ -49,14 +47,10 @@ bool pack_patterns(const float* x, const Geometry& g, uint8_t* patterns) {
       const int64_t gr = u / g.chunks, c = u % g.chunks;
       uint8_t* dst = patterns + u * hw * g.padded;
       for (int64_t j = 0; j < kIn && c * kIn + j < g.in_group; ++j)
-        for (int64_t n = 0; n < g.n; ++n) {
-          const float* src =
-              x + (n * channels + gr * g.in_group + c * kIn + j) * hw;
-          for (int64_t q = 0; q < hw; ++q) {
-            dst[q * g.padded + n] |= static_cast<uint8_t>((src[q] > 0.f) << j);
-            signs &= std::fabs(src[q]) == 1.f;
-          }
-        }
+        for (int64_t n = 0; n < g.n; ++n)
+          signs &= sign_lookup::add_sign_bits(
+              x + (n * channels + gr * g.in_group + c * kIn + j) * hw, hw, j,
+              dst + n, g.padded);
     }
     if (!signs) all_signs = false;
   });
@@ -143,9 +137,7 @@ __attribute__((target("avx512f"))) void position_tile(
 
 Tensor sign_input_conv2d(const Tensor& x, const Tensor& weight,
                          int64_t stride, int64_t padding, int64_t groups) {
-  TORCH_CHECK(kernel_path() == "avx512",
-              "sign_input_conv2d runs on the avx512 kernel path only, the "
-              "active path is ", kernel_path());
+  sign_lookup::check_path("sign_input_conv2d");
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat &&
                   x.dim() == 4 && weight.scalar_type() == at::kFloat &&
                   weight.dim() == 4 && weight.size(2) == weight.size(3) &&

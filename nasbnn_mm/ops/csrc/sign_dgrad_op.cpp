@@ -19,7 +19,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "dispatch.h"
 #include "ops.h"
 #include "sign_lookup.h"
 
@@ -171,9 +170,7 @@ __attribute__((target("avx512f"))) void position_tile(
 Tensor sign_conv_input_grad(const Tensor& grad, const Tensor& weight,
                             int64_t height, int64_t width, int64_t stride,
                             int64_t padding, int64_t groups) {
-  TORCH_CHECK(kernel_path() == "avx512",
-              "sign_conv_input_grad runs on the avx512 kernel path only, "
-              "the active path is ", kernel_path());
+  sign_lookup::check_path("sign_conv_input_grad");
   TORCH_CHECK(grad.device().is_cpu() && grad.scalar_type() == at::kFloat &&
                   grad.dim() == 4 && weight.scalar_type() == at::kFloat &&
                   weight.dim() == 4 && weight.size(2) == weight.size(3) &&

@@ -14,11 +14,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "dispatch.h"
 #include "ops.h"
 #include "sign_lookup.h"
 
@@ -51,14 +49,10 @@ bool pack_patterns(const float* x, const Geometry& g, uint8_t* patterns) {
           const int64_t c = u / g.in_group % g.chunks;
           const int64_t gr = u / (g.in_group * g.chunks);
           std::fill(bits.begin(), bits.end(), 0);
-          for (int64_t j = 0; j < kSamples && c * kSamples + j < g.n; ++j) {
-            const float* src =
-                x + ((c * kSamples + j) * channels + gr * g.in_group + i) * hw;
-            for (int64_t q = 0; q < hw; ++q) {
-              bits[q] |= static_cast<uint8_t>((src[q] > 0.f) << j);
-              signs &= std::fabs(src[q]) == 1.f;
-            }
-          }
+          for (int64_t j = 0; j < kSamples && c * kSamples + j < g.n; ++j)
+            signs &= sign_lookup::add_sign_bits(
+                x + ((c * kSamples + j) * channels + gr * g.in_group + i) * hw,
+                hw, j, bits.data(), 1);
           uint8_t* dst = patterns + (gr * g.chunks + c) * hw * g.padded + i;
           for (int64_t q = 0; q < hw; ++q) dst[q * g.padded] = bits[q];
         }
@@ -216,9 +210,7 @@ __attribute__((target("avx512f"))) void weight_grad_rows(
 Tensor sign_conv_weight_grad(const Tensor& grad, const Tensor& x,
                              int64_t kernel_size, int64_t stride,
                              int64_t padding, int64_t groups) {
-  TORCH_CHECK(kernel_path() == "avx512",
-              "sign_conv_weight_grad runs on the avx512 kernel path only, "
-              "the active path is ", kernel_path());
+  sign_lookup::check_path("sign_conv_weight_grad");
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat &&
                   x.dim() == 4 && grad.scalar_type() == at::kFloat &&
                   grad.dim() == 4 && grad.size(0) == x.size(0),
@@ -259,7 +251,7 @@ Tensor sign_conv_weight_grad(const Tensor& grad, const Tensor& x,
   float* out = dw.data_ptr<float>();
   at::parallel_for(0, groups * blocks_per_group, 1, [&](int64_t b, int64_t e) {
     std::vector<float> rows(kRows * g.chunks * q_all * kSamples);
-    std::vector<float> tables(kRows * g.chunks * q_all * kVector);
+    std::vector<float> tables(kRows * g.chunks * q_all * kTable);
     std::vector<float> tile(g.k * g.k * kRows * g.padded);
     for (int64_t u = b; u < e; ++u) {
       const int64_t gr = u / blocks_per_group;

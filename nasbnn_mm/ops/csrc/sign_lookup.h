@@ -1,10 +1,15 @@
 #pragma once
-// The tables of the sign-lookup convolution gradients (sign_grad_op.cpp,
-// sign_dgrad_op.cpp): four float values d0..d3 become the 16 signed sums
-// table[p] = sum_j (bit j of p ? 1 : -1) * d_j, so that a 4-bit sign
-// pattern p picks the sum of the four products with +-1 in one vector
-// permute.
+// Shared parts of the sign-lookup convolutions (sign_conv_op.cpp,
+// sign_grad_op.cpp, sign_dgrad_op.cpp): four float values d0..d3 become
+// the 16 signed sums table[p] = sum_j (bit j of p ? 1 : -1) * d_j, so that
+// a 4-bit sign pattern p picks the sum of the four products with +-1 in one
+// vector permute.
+#include <c10/util/Exception.h>
+
+#include <cmath>
 #include <cstdint>
+
+#include "dispatch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -17,6 +22,25 @@ constexpr int64_t kTable = 16;   // entries (4 signs), one AVX-512 vector
 constexpr int64_t kSigns = 4;    // values per table
 constexpr int64_t kVector = 16;  // channels per vector of sums
 constexpr int64_t kTile = 4;     // register tile rows of the kernels
+
+// The lookups run on the avx512 kernel path only (callers check first).
+inline void check_path(const char* op) {
+  TORCH_CHECK(kernel_path() == "avx512", op,
+              " runs on the avx512 kernel path only, the active path is ",
+              kernel_path());
+}
+
+// dst[q * stride] |= (src[q] > 0) << bit for q < count, the sign bits of a
+// pattern; returns whether every |src[q]| is 1 (the operand is +-1).
+inline bool add_sign_bits(const float* src, int64_t count, int bit,
+                          uint8_t* dst, int64_t stride) {
+  bool unit = true;
+  for (int64_t q = 0; q < count; ++q) {
+    dst[q * stride] |= static_cast<uint8_t>((src[q] > 0.f) << bit);
+    unit &= std::fabs(src[q]) == 1.f;
+  }
+  return unit;
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // tables[e][p] = sum_j (bit j of p ? 1 : -1) * values[e][j], e < count,

@@ -78,8 +78,8 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
     (weight normalization, RSign, RPReLU, the students' convolutions on
     the XNOR-popcount kernels; the reference convolves with F.conv2d) sum
     in other orders (forward ~1e-7 apart), which the LSQ steps' gradients
-    amplify to a few 1e-6, so 2e-5 there; so do the table lookups of the
-    Bi-Teacher's convolutions and of the weight gradients, and Adam's
+    amplify to a few 1e-6, so 2e-5 there; so do the table lookups (the
+    Bi-Teacher's convolutions, the weight and data gradients), and Adam's
     first update, lr * g / (|g| + eps), moves a few weights ~2e-6 apart
     for gradients near eps, so parameters agree to 5e-6 there."""
     use_ext = kernels == 'extension'
