@@ -13,6 +13,11 @@
 - ``rprelu_rsign_*``: a block's ``RSign(RPReLU(y + r))`` (the residual
   add, RPReLU and the next RSign) in one pass each way, keeping RPReLU's
   output (the next shortcut) too.
+- ``batch_norm_*``: training-mode batch normalization of the supernet's
+  ``DynamicBatchNorm2d`` (``models/layers/dynamic_batch_norm.py``), one
+  channel at a time so its planes stay in cache across the passes (mean,
+  variance, output; two sums, then the gradient), where ATen's CPU kernel
+  takes ~1 ns per value at the supernet's shapes.
 - ``kernel_map_*``: a sliced conv weight's kernel transformations and
   Bi-Transformation, ``w[o, i, :] @ M`` per row of a strided view
   (``models/layers/kernel_map.py``).
@@ -29,7 +34,7 @@
 Sums run in 16 interleaved partial sums per channel, so the results differ
 from PyTorch's reductions in the last bits only; element-wise results are
 the modules' own float operations, bit for bit (up to the sign of a
-zero). Callers take these paths
+zero; batch normalization's follow its statistics). Callers take these paths
 where :func:`training_ext` returns the extension (CPU float32 tensors) and
 PyTorch operations elsewhere (CUDA, other dtypes, extension not built).
 """
@@ -46,9 +51,9 @@ __all__ = [
     'training_ext', 'training_kernels', 'weight_norm_forward',
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
     'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
-    'rprelu_rsign_backward', 'pack_signs', 'kernel_map_forward',
-    'kernel_map_backward', 'sign_input_conv2d', 'sign_conv_weight_grad',
-    'sign_conv_input_grad'
+    'rprelu_rsign_backward', 'batch_norm_forward', 'batch_norm_backward',
+    'pack_signs', 'kernel_map_forward', 'kernel_map_backward',
+    'sign_input_conv2d', 'sign_conv_weight_grad', 'sign_conv_input_grad'
 ]
 
 _ext_missing = False
@@ -174,6 +179,38 @@ def rprelu_rsign_backward(grad_out: Tensor, grad_sign: Tensor, y: Tensor,
     gradients of ``out`` and :func:`rprelu_backward` give."""
     return load_ext().rprelu_rsign_backward(grad_out, grad_sign, y, r, bias_in,
                                             weight, bias_out, sign_bias)
+
+
+def batch_norm_forward(x: Tensor, weight: Tensor, bias: Tensor,
+                       running_mean: Optional[Tensor],
+                       running_var: Optional[Tensor], momentum: float,
+                       eps: float) -> List[Tensor]:
+    """Training-mode batch normalization of a contiguous (N, C, H, W) map
+    with its batch statistics, as ``F.batch_norm(..., training=True)``.
+
+    Args:
+        x (Tensor): (N, C, H, W) CPU float32, ``N * H * W > 1``.
+        weight, bias (Tensor): (C, ) contiguous.
+        running_mean, running_var (Tensor, optional): (C, ) contiguous,
+            both or neither; updated in place with ``momentum`` (the
+            running variance with the unbiased batch variance).
+        momentum (float): Weight of the batch statistics.
+        eps (float): Added to the biased batch variance.
+
+    Returns:
+        list[Tensor]: ``[y (N, C, H, W), mean (C, ), invstd (C, )]``,
+        ``invstd = 1 / sqrt(var + eps)``.
+    """
+    return load_ext().batch_norm_forward(x, weight, bias, running_mean,
+                                         running_var, momentum, eps)
+
+
+def batch_norm_backward(grad: Tensor, x: Tensor, weight: Tensor, mean: Tensor,
+                        invstd: Tensor) -> List[Tensor]:
+    """Gradients of :func:`batch_norm_forward` for the output gradient
+    ``grad`` (N, C, H, W contiguous): ``[x (N, C, H, W), weight (C, ),
+    bias (C, )]``."""
+    return load_ext().batch_norm_backward(grad, x, weight, mean, invstd)
 
 
 def pack_signs(x: Tensor, groups: int) -> Tuple[Tensor, Tensor, bool]:

@@ -32,7 +32,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from nasbnn_mm.models.algorithms import SandwichSupernet
 from nasbnn_mm.models.backbones import super_bnn
-from nasbnn_mm.models.layers import conv_operands, dynamic_binary_conv
+from nasbnn_mm.models.layers import (conv_operands, dynamic_batch_norm,
+                                     dynamic_binary_conv)
 from nasbnn_mm.ops.training import training_kernels
 from nasbnn_mm.testing import LabelSample
 
@@ -80,6 +81,12 @@ def no_lookups() -> ContextManager:
                              lambda *args: False)
 
 
+def aten_batch_norm() -> ContextManager:
+    """The supernet's batch norms by ``F.batch_norm`` (ATen's kernel)."""
+    return mock.patch.object(dynamic_batch_norm, '_batch_norm_kernel_applies',
+                             lambda *args: False)
+
+
 @contextlib.contextmanager
 def unfused_adam(optim: OptimWrapper) -> Iterator[None]:
     """Adam's update as a loop over the parameters (torch's CPU default)."""
@@ -106,7 +113,8 @@ def float32_operands(model: SandwichSupernet) -> Iterator[None]:
 
 # what --ablate turns off: the students' convolutions on the popcount
 # kernels, the fused add + RPReLU + RSign, the kernel maps' loops, the
-# table lookups (Bi-Teacher forward, weight and data gradients), all of the
+# table lookups (Bi-Teacher forward, weight and data gradients), the batch
+# norm kernel, all of the
 # extension's training kernels (those included), the fused Adam update, or
 # the bfloat16 operands of the float convolutions (the model is built with
 # them for this one)
@@ -116,6 +124,7 @@ ABLATIONS: Dict[str, Callable[
         fused_act=lambda model, optim: separate_activations(),
         kernel_map=lambda model, optim: matmul_kernel_maps(),
         lookup=lambda model, optim: no_lookups(),
+        batch_norm=lambda model, optim: aten_batch_norm(),
         kernels=lambda model, optim: training_kernels(False),
         fused_adam=lambda model, optim: unfused_adam(optim),
         bf16_operands=lambda model, optim: float32_operands(model))

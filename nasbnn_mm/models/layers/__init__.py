@@ -24,7 +24,7 @@ from .dynamic_op import DynamicMixin
 from .kernel_transformation import KernelTransformation, center_crop_kernel
 from .lsq import LSQConv2d, LSQQuantizer, grad_scale, round_ste
 from .shortcut import bireal_shortcut
-from .sliced_weight import slice_weight, sliced_grad_accumulation
+from .sliced_weight import ColumnCycle, slice_weight, sliced_grad_accumulation
 from .switches import binarization, set_binarization
 from .xnor_conv import xnor_conv2d
 
@@ -40,7 +40,7 @@ __all__ = [
     'dorefa_binarize_activation', 'DoReFaConv2d', 'DoReFaActivation',
     'DynamicMixin', 'DynamicBinaryConv2d', 'DynamicLSQConv2d',
     'DynamicBatchNorm2d', 'DynamicRSign', 'DynamicRPReLU', 'DynamicLinear',
-    'bireal_shortcut', 'set_binarization', 'binarization', 'slice_weight',
-    'sliced_grad_accumulation', 'xnor_conv2d', 'CONV_OPERAND_DTYPES',
-    'conv_operand_dtype', 'float_conv2d'
+    'bireal_shortcut', 'set_binarization', 'binarization', 'ColumnCycle',
+    'slice_weight', 'sliced_grad_accumulation', 'xnor_conv2d',
+    'CONV_OPERAND_DTYPES', 'conv_operand_dtype', 'float_conv2d'
 ]

@@ -1,13 +1,47 @@
 """Sliceable batch normalization for the NAS-BNN supernet."""
-from typing import Dict
+from typing import Dict, Optional
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from nasbnn_mm.ops.training import (batch_norm_backward, batch_norm_forward,
+                                    training_ext)
 from .dynamic_op import DynamicMixin
 
 __all__ = ['DynamicBatchNorm2d']
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """``F.batch_norm(x, ..., training=True)`` of a contiguous (N, C, H, W)
+    CPU float32 map by :func:`~nasbnn_mm.ops.training.batch_norm_forward`
+    (the running statistics updated in place); saves ``x`` and the
+    per-channel mean and ``1 / std``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor,
+                running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                momentum: float, eps: float) -> Tensor:
+        y, mean, invstd = batch_norm_forward(x, weight, bias, running_mean,
+                                             running_var, momentum, eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight, mean, invstd = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = batch_norm_backward(
+            grad.contiguous(), x, weight, mean, invstd)
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+def _batch_norm_kernel_applies(x: Tensor, weight: Optional[Tensor]) -> bool:
+    """The extension's batch norm runs on ``x`` (training, affine): a
+    contiguous CPU float32 map with more than one value per channel."""
+    return (weight is not None and x.dim() == 4 and x.is_contiguous()
+            and x.shape[0] * x.shape[2] * x.shape[3] > 1
+            and training_ext(x) is not None)
 
 
 class DynamicBatchNorm2d(DynamicMixin, nn.BatchNorm2d):
@@ -77,6 +111,9 @@ class DynamicBatchNorm2d(DynamicMixin, nn.BatchNorm2d):
         weight = bias = None
         if self.affine:
             weight, bias = self.weight[:c], self.bias[:c]
+        if use_batch_stats and _batch_norm_kernel_applies(x, weight):
+            return BatchNormFunction.apply(x, weight, bias, running_mean,
+                                           running_var, factor, self.eps)
         return F.batch_norm(x, running_mean, running_var, weight, bias,
                             use_batch_stats, factor, self.eps)
 

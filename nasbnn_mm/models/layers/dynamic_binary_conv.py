@@ -20,7 +20,7 @@ from .conv_operands import float_conv2d
 from .dynamic_op import DynamicMixin
 from .kernel_map import apply_kernel_map
 from .kernel_transformation import KernelTransformation
-from .sliced_weight import slice_weight
+from .sliced_weight import ColumnCycle, slice_weight
 from .xnor_conv import xnor_conv2d
 
 __all__ = ['DynamicBinaryConv2d']
@@ -38,7 +38,7 @@ class _Setting(NamedTuple):
     groups: int
     padding: int
     kernel_chain: Tuple[str, ...]
-    column_index: Optional[Tensor]
+    column_cycle: Optional[ColumnCycle]
 
 
 def _as_choices(name: str, value: Union[int, Sequence[int]]) -> List[int]:
@@ -213,29 +213,24 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         chain = tuple(f'{big}to{small}' for big, small in self._kernel_steps()
                       if small >= kernel_size)
         padding = (kernel_size - 1) // 2 * self.dilation
-        index = self._column_index(in_channels, out_channels, groups)
+        cycle = self._column_cycle(in_channels, out_channels, groups)
         setting = _Setting(in_channels, out_channels, kernel_size, groups,
-                           padding, chain, index)
+                           padding, chain, cycle)
         self._settings[key] = setting
         return setting
 
-    def _column_index(self, in_channels: int, out_channels: int,
-                      groups: int) -> Optional[Tensor]:
-        """Gather index of the 'cyclic' rule, expanded (no copy) to
-        (C_out, C_in / groups, max_k, max_k), or None where the columns are
-        the prefix ``[:in_channels // groups]``.
+    def _column_cycle(self, in_channels: int, out_channels: int,
+                      groups: int) -> Optional[ColumnCycle]:
+        """The 'cyclic' rule: group g's rows keep column block ``g %
+        ratio`` (``in_channels / groups`` wide, ``ratio`` blocks fit the
+        weight's columns); None where the columns are the prefix
+        ``[:in_channels // groups]``.
         """
         group_in = in_channels // groups
         ratio = min(in_channels, self.weight.shape[1]) // group_in
         if self.group_slicing == 'prefix' or ratio == 1:
             return None
-        device = self.weight.device
-        group_out = out_channels // groups
-        group = torch.arange(out_channels, device=device) // group_out
-        start = (group % ratio) * group_in
-        index = start[:, None] + torch.arange(group_in, device=device)
-        k = self.max_kernel_size
-        return index[:, :, None, None].expand(-1, -1, k, k)
+        return ColumnCycle(out_channels // groups, ratio)
 
     def _kernel_map(self, setting: _Setting, binary: bool) -> Optional[Tensor]:
         """(max_k^2, k^2) matrix taking a flattened max kernel to the active
@@ -266,7 +261,7 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
         """
         weight = slice_weight(self.weight, setting.out_channels,
                               setting.in_channels // setting.groups,
-                              setting.column_index, self.in_place_grad)
+                              setting.column_cycle, self.in_place_grad)
         kernel_map = self._kernel_map(setting, binary)
         if kernel_map is None:
             return weight

@@ -5,49 +5,13 @@
 // three to five), the per-channel parameter gradients summed in the same
 // pass. Work is split by channel on torch's threads; a channel's sums run
 // over its N planes in order, so results do not depend on the threads.
-#include <ATen/Parallel.h>
-
-#include <algorithm>
 #include <cmath>
 
+#include "channel_planes.h"
 #include "lane_sum.h"
-#include "ops.h"
 
 namespace nasbnn {
 namespace {
-
-// Rows of a map: plane (n, c) at data + (n * C + c) * HW.
-struct Planes {
-  int64_t n, c, hw;
-};
-
-Planes check_map(const Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat &&
-                  t.dim() == 4 && t.is_contiguous(),
-              name, ": expected a contiguous (N, C, H, W) CPU float32 map, "
-              "got ", t.scalar_type(), " of shape ", t.sizes());
-  return {t.size(0), t.size(1), t.size(2) * t.size(3)};
-}
-
-// The map of a backward and its gradient, checked to match.
-Planes check_grad(const Tensor& grad, const Tensor& x, const char* name) {
-  const Planes p = check_map(x, name);
-  check_map(grad, name);
-  TORCH_CHECK(grad.sizes() == x.sizes(), name, ": grad ", grad.sizes(),
-              " and x ", x.sizes(), " differ");
-  return p;
-}
-
-// Calls f(c) for every channel c, the channels split over torch's
-// threads (a channel's planes all on one thread).
-template <typename F>
-void for_channels(const Planes& p, F f) {
-  const int64_t grain =
-      std::max<int64_t>(1, 16384 / std::max<int64_t>(p.n * p.hw, 1));
-  at::parallel_for(0, p.c, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) f(c);
-  });
-}
 
 // RPReLU of a pre-activation t (= x + b_in): F.prelu's t where t > 0,
 // else slope * t (as max(0, t) + slope * min(0, t)), then + b_out.

@@ -329,6 +329,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("bias_out"), py::arg("sign_bias"),
         "Gradients of rprelu_rsign_forward: [y (= r), bias_in, weight, "
         "bias_out, sign_bias].");
+  m.def("batch_norm_forward", &nasbnn::batch_norm_forward, py::arg("x"),
+        py::arg("weight"), py::arg("bias"), py::arg("running_mean"),
+        py::arg("running_var"), py::arg("momentum"), py::arg("eps"),
+        "Training-mode batch norm of a (N, C, H, W) float32 map: [y, mean, "
+        "invstd]; running statistics updated in place.");
+  m.def("batch_norm_backward", &nasbnn::batch_norm_backward,
+        py::arg("grad"), py::arg("x"), py::arg("weight"), py::arg("mean"),
+        py::arg("invstd"),
+        "Gradients of batch_norm_forward: [x, weight, bias].");
   m.def("pack_signs", &nasbnn::pack_signs, py::arg("x"), py::arg("groups"),
         "Signs of a (N, C, H, W) float32 tensor packed along C per group, "
         "|x[n, 0, 0, 0]| per n, and whether each n has one magnitude.");

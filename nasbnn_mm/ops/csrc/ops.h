@@ -288,6 +288,20 @@ std::vector<Tensor> rprelu_rsign_backward(
     const Tensor& r, const Tensor& bias_in, const Tensor& weight,
     const Tensor& bias_out, const Tensor& sign_bias);
 
+// Training-mode batch normalization of a contiguous (N, C, H, W) float32
+// map: {y, mean, invstd} (C, ), the running statistics (optional, both or
+// neither) updated in place; the backward gives {x, weight, bias}
+// gradients. See batch_norm_op.cpp.
+std::vector<Tensor> batch_norm_forward(const Tensor& x, const Tensor& weight,
+                                       const Tensor& bias,
+                                       const OptTensor& running_mean,
+                                       const OptTensor& running_var,
+                                       double momentum, double eps);
+std::vector<Tensor> batch_norm_backward(const Tensor& grad, const Tensor& x,
+                                        const Tensor& weight,
+                                        const Tensor& mean,
+                                        const Tensor& invstd);
+
 // Signs of a contiguous (N, C, H, W) float32 tensor packed along C per
 // group ((N, H, W, G * Wg) uint64, as pack_activation), |x[n, 0, 0, 0]|
 // per n, and whether every value of each n has that magnitude. See

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 
 from nasbnn_mm.models.algorithms import TEACHER_MODES, SandwichSupernet
-from nasbnn_mm.models.layers import (DynamicBinaryConv2d, binarization,
-                                     dynamic_binary_conv, set_binarization,
-                                     sign_ste, slice_weight,
+from nasbnn_mm.models.layers import (ColumnCycle, DynamicBinaryConv2d,
+                                     binarization, dynamic_binary_conv,
+                                     set_binarization, sign_ste, slice_weight,
                                      sliced_grad_accumulation, xnor_conv)
 from nasbnn_mm.ops import training
 from nasbnn_mm.testing import TINY_SPACE, LabelSample
@@ -155,26 +155,39 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
                    if isinstance(m, DynamicBinaryConv2d))
 
 
-@pytest.mark.parametrize('index', [False, True])
-def test_slice_weight_gradient(index):
+@pytest.mark.parametrize('cycle', [None, (1, 2), (2, 2), (1, 3), (2, 3)])
+def test_slice_weight_gradient(cycle):
+    """Rows, columns and gradients of a prefix or a cyclic slice, against
+    the rule written out with an index (5 blocks of 1 row or 3 of 2: whole
+    cycles, then a partial one for 2 or 3 column blocks)."""
     torch.manual_seed(0)
-    weight = torch.randn(6, 4, 3, 3, requires_grad=True)
-    gather = None
-    if index:
-        gather = torch.tensor([[2, 3], [0, 1], [2, 3], [0, 1], [2, 3]])
-        gather = gather[:, :, None, None].expand(-1, -1, 3, 3)
-    grad_out = torch.randn(5, 2, 3, 3)
-    for _ in range(2):  # the second call adds to the first one's gradient
-        slice_weight(
-            weight, 5, 2, gather,
-            in_place_grad=False).mul(grad_out).sum().backward()
-    expected = weight.grad.clone()
-    weight.grad = None
-    for _ in range(2):
-        out = slice_weight(weight, 5, 2, gather, in_place_grad=True)
-        assert out.grad_fn is not None
-        out.mul(grad_out).sum().backward()
-    torch.testing.assert_close(weight.grad, expected, atol=0, rtol=0)
+    weight = torch.randn(7, 7, 3, 3, requires_grad=True)
+    rows, columns = (5, 2) if cycle is None or cycle[0] == 1 else (6, 2)
+    column = torch.arange(columns).expand(rows, -1)
+    if cycle is not None:
+        cycle = ColumnCycle(*cycle)
+        block = torch.arange(rows)[:, None] // cycle.block_rows
+        column = column + block % cycle.blocks * columns
+    expected_value = weight[:rows].gather(
+        1, column[:, :, None, None].expand(-1, -1, 3, 3))
+    grad_out = torch.randn(rows, columns, 3, 3)
+    torch.testing.assert_close(
+        slice_weight(weight, rows, columns, cycle),
+        expected_value,
+        atol=0,
+        rtol=0)
+    expected = torch.zeros_like(weight)
+    for r in range(rows):
+        expected[r, column[r]] += 2 * grad_out[r]
+    for in_place in (False, True):
+        weight.grad = None
+        for _ in range(2):  # the second call adds to the first one's
+            out = slice_weight(
+                weight, rows, columns, cycle, in_place_grad=in_place)
+            assert out.grad_fn is not None
+            torch.testing.assert_close(out, expected_value, atol=0, rtol=0)
+            out.mul(grad_out).sum().backward()
+        torch.testing.assert_close(weight.grad, expected, atol=0, rtol=0)
 
 
 def test_full_slice_first_gradient_is_copied():

@@ -90,15 +90,16 @@ def test_bf16_conv_operands_train_like_float32():
     """bfloat16 operands change the step's numbers (in a binary network a
     weight perturbation of 1e-4, well under one Adam step, already flips
     signs and changes the step's gradients), not what it learns: both
-    precisions fit a batch alike."""
+    precisions fit a batch alike (the median loss of steps 21-30 under
+    half the first: single steps spike to ~2x their neighbours)."""
     losses = {}
     for dtype in ('float32', 'bfloat16'):
         model = _model(conv_operand_dtype=dtype)
         optim, batch = _optim(model), _batch()
-        first = model.train_step(batch, optim)['loss_teacher']
-        for _ in range(29):
-            last = model.train_step(batch, optim)['loss_teacher']
-        losses[dtype] = first, last
+        steps = [
+            model.train_step(batch, optim)['loss_teacher'] for _ in range(30)
+        ]
+        losses[dtype] = steps[0], torch.stack(steps[20:]).median()
     (first32, last32), (first16, last16) = losses.values()
     assert not torch.equal(first16, first32)
     torch.testing.assert_close(first16, first32, rtol=1e-2, atol=0)

@@ -93,7 +93,7 @@ def test_cyclic_slicing_matches_official_rule():
     expected = F.conv2d(x, torch.cat(blocks), padding=1, groups=4)
     torch.testing.assert_close(conv(x, 8, 3, 4), expected)
     # groups 2 fill all 6 columns: a view, same as prefix
-    assert conv._setting(12, 8, 3, 2).column_index is None
+    assert conv._setting(12, 8, 3, 2).column_cycle is None
 
 
 def test_fp_weights_use_normalized_float_weight():
