@@ -18,6 +18,9 @@
   channel at a time so its planes stay in cache across the passes (mean,
   variance, output; two sums, then the gradient), where ATen's CPU kernel
   takes ~1 ns per value at the supernet's shapes.
+- ``nchw_from_nhwc``: the popcount convolutions' channels_last output
+  copied to (N, C, H, W) by 16 x 16 tiles (ATen's strided copy runs 4-6x
+  slower than a plain copy).
 - ``kernel_map_*``: a sliced conv weight's kernel transformations and
   Bi-Transformation, ``w[o, i, :] @ M`` per row of a strided view
   (``models/layers/kernel_map.py``).
@@ -52,8 +55,9 @@ __all__ = [
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
     'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
     'rprelu_rsign_backward', 'batch_norm_forward', 'batch_norm_backward',
-    'pack_signs', 'kernel_map_forward', 'kernel_map_backward',
-    'sign_input_conv2d', 'sign_conv_weight_grad', 'sign_conv_input_grad'
+    'nchw_from_nhwc', 'pack_signs', 'kernel_map_forward',
+    'kernel_map_backward', 'sign_input_conv2d', 'sign_conv_weight_grad',
+    'sign_conv_input_grad'
 ]
 
 _ext_missing = False
@@ -211,6 +215,12 @@ def batch_norm_backward(grad: Tensor, x: Tensor, weight: Tensor, mean: Tensor,
     ``grad`` (N, C, H, W contiguous): ``[x (N, C, H, W), weight (C, ),
     bias (C, )]``."""
     return load_ext().batch_norm_backward(grad, x, weight, mean, invstd)
+
+
+def nchw_from_nhwc(x: Tensor) -> Tensor:
+    """A contiguous copy of a channels_last (N, C, H, W) CPU float32
+    tensor (the values of ``x.contiguous()``)."""
+    return load_ext().nchw_from_nhwc(x)
 
 
 def pack_signs(x: Tensor, groups: int) -> Tuple[Tensor, Tensor, bool]:

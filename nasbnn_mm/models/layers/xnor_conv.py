@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.autograd import Function
 
 from nasbnn_mm.ops.binary_conv import binary_conv2d, block_weight
-from nasbnn_mm.ops.training import pack_signs, training_ext
+from nasbnn_mm.ops.training import nchw_from_nhwc, pack_signs, training_ext
 from .conv_operands import active_operand_dtype, conv2d_backward, float_conv2d
 
 __all__ = ['xnor_conv2d']
@@ -52,7 +52,7 @@ class XnorConvFunction(Function):
             padding,
             scale=alpha,
             bias=bias)
-        return out.contiguous()
+        return nchw_from_nhwc(out)
 
     @staticmethod
     def backward(ctx, grad: Tensor):

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ops.h"
+#include "transpose.h"
 
 namespace nasbnn {
 
@@ -338,6 +339,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("grad"), py::arg("x"), py::arg("weight"), py::arg("mean"),
         py::arg("invstd"),
         "Gradients of batch_norm_forward: [x, weight, bias].");
+  m.def("nchw_from_nhwc", &nasbnn::nchw_from_nhwc, py::arg("x"),
+        "A contiguous copy of a channels_last (N, C, H, W) float32 "
+        "tensor, by 16 x 16 tiles.");
   m.def("pack_signs", &nasbnn::pack_signs, py::arg("x"), py::arg("groups"),
         "Signs of a (N, C, H, W) float32 tensor packed along C per group, "
         "|x[n, 0, 0, 0]| per n, and whether each n has one magnitude.");

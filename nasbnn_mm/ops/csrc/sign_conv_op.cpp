@@ -19,6 +19,7 @@
 
 #include "ops.h"
 #include "sign_lookup.h"
+#include "transpose.h"
 
 namespace nasbnn {
 namespace {
@@ -200,10 +201,13 @@ Tensor sign_input_conv2d(const Tensor& x, const Tensor& weight,
     }
   });
 #endif
-  return out.narrow(2, 0, g.n)
-      .permute({2, 0, 1})
-      .reshape({g.n, weight.size(0), g.out_h, g.out_w})
-      .contiguous();
+  // (O * Q, padded) -> (N, O * Q)
+  Tensor result =
+      at::empty({g.n, weight.size(0), g.out_h, g.out_w}, x.options());
+  transpose_matrix(out.data_ptr<float>(), g.padded,
+                   result.data_ptr<float>(), weight.size(0) * q_all,
+                   weight.size(0) * q_all, g.n);
+  return result;
 }
 
 }  // namespace nasbnn

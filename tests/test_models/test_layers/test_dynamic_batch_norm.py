@@ -77,9 +77,9 @@ def test_kernel_matches_aten(shape, momentum):
     outs = []
     for bn, kernel in zip(bns, (True, False)):
         calls = []
-        with mock.patch.object(
-                dynamic_batch_norm, '_batch_norm_kernel_applies',
-                lambda *a: calls.append(1) or kernel):
+        with mock.patch.object(dynamic_batch_norm,
+                               '_batch_norm_kernel_applies',
+                               lambda *a: calls.append(1) or kernel):
             bn(x).backward(grad)  # momentum None: the second step's 1 / 2
             y = bn(x)
             y.backward(grad)
@@ -127,8 +127,7 @@ def test_kernel_thread_independent():
             rm, rv = torch.zeros(300), torch.ones(300)
             y, mean, invstd = training.batch_norm_forward(
                 x, weight, bias, rm, rv, 0.1, 1e-5)
-            grads = training.batch_norm_backward(grad, x, weight, mean,
-                                                 invstd)
+            grads = training.batch_norm_backward(grad, x, weight, mean, invstd)
         finally:
             torch.set_num_threads(threads)
         results.append([y, rm, rv, *grads])
@@ -142,8 +141,8 @@ def test_kernel_errors():
     with pytest.raises(RuntimeError, match='more than 1 value per channel'):
         ext_forward(torch.randn(1, 3, 1, 1), w, b, None, None, 0.1, 1e-5)
     with pytest.raises(RuntimeError, match='go together'):
-        ext_forward(torch.randn(2, 3, 2, 2), w, b, torch.zeros(3), None, 0.1,
-                    1e-5)
+        ext_forward(
+            torch.randn(2, 3, 2, 2), w, b, torch.zeros(3), None, 0.1, 1e-5)
     with pytest.raises(RuntimeError, match='contiguous float32 CPU vector'):
-        ext_forward(torch.randn(2, 3, 2, 2), torch.ones(4), b, None, None,
-                    0.1, 1e-5)
+        ext_forward(
+            torch.randn(2, 3, 2, 2), torch.ones(4), b, None, None, 0.1, 1e-5)
