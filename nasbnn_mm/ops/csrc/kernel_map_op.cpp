@@ -156,33 +156,58 @@ __attribute__((target("avx512f"))) void map_rows_avx512(
   }
 }
 
-// outer_rows, 4 rows of part at a time in registers over the rows.
+// part[a0 + t, :] += w[r][a0 + t] * g[r], t < Taps, over `rows` rows:
+// the Taps * NV sums in registers. The loop body has no branch and Taps is
+// a compile-time constant: otherwise GCC keeps the sums in memory.
+template <int NV, int Taps>
+__attribute__((target("avx512f"))) void outer_taps_avx512(
+    const float* const* w, const float* g, int64_t rows, int64_t j,
+    int64_t a0, __mmask16 tail, float* part) {
+  constexpr int64_t Jp = 16 * NV;
+  __m512 acc[Taps][NV];
+  for (int t = 0; t < Taps; ++t)
+    for (int n = 0; n < NV; ++n)
+      acc[t][n] = _mm512_loadu_ps(part + (a0 + t) * Jp + 16 * n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* wr = w[r] + a0;
+    const float* gr = g + r * j;
+    __m512 gv[NV];
+    for (int n = 0; n + 1 < NV; ++n) gv[n] = _mm512_loadu_ps(gr + 16 * n);
+    gv[NV - 1] = _mm512_maskz_loadu_ps(tail, gr + 16 * (NV - 1));
+    for (int t = 0; t < Taps; ++t) {
+      const __m512 s = _mm512_set1_ps(wr[t]);
+      for (int n = 0; n < NV; ++n)
+        acc[t][n] = _mm512_fmadd_ps(s, gv[n], acc[t][n]);
+    }
+  }
+  for (int t = 0; t < Taps; ++t)
+    for (int n = 0; n < NV; ++n)
+      _mm512_storeu_ps(part + (a0 + t) * Jp + 16 * n, acc[t][n]);
+}
+
+// outer_rows over runs of kRunRows rows (a run's rows and gradients stay
+// in L1 across its passes over part; each sum still adds the rows in
+// order), 16 / NV rows of part at a time, then 4, then 1.
 template <int NV>
 __attribute__((target("avx512f"))) void outer_rows_avx512(
     const RowView& v, int64_t begin, int64_t end, const float* g, int64_t k,
     int64_t j, float* part) {
-  constexpr int64_t kTaps = 4, Jp = 16 * NV;
+  constexpr int kTaps = 16 / NV;
+  constexpr int64_t kRunRows = 64;
   const __mmask16 tail = tail_mask(j, NV);
-  for (int64_t a0 = 0; a0 < k; a0 += kTaps) {
-    const int64_t taps = std::min(kTaps, k - a0);
-    __m512 acc[kTaps][NV];
-    set_zero(acc);
-    RowCursor rows(v, begin);
-    for (int64_t r = begin; r < end; ++r) {
-      const float* w = rows.next() + a0;
-      const float* gr = g + r * j;
-      __m512 gv[NV];
-      for (int n = 0; n + 1 < NV; ++n) gv[n] = _mm512_loadu_ps(gr + 16 * n);
-      gv[NV - 1] = _mm512_maskz_loadu_ps(tail, gr + 16 * (NV - 1));
-      for (int64_t t = 0; t < kTaps; ++t) {
-        const __m512 s = _mm512_set1_ps(t < taps ? w[t] : 0.f);
-        for (int n = 0; n < NV; ++n)
-          acc[t][n] = _mm512_fmadd_ps(s, gv[n], acc[t][n]);
-      }
-    }
-    for (int64_t t = 0; t < taps; ++t)
-      for (int n = 0; n < NV; ++n)
-        _mm512_storeu_ps(part + (a0 + t) * Jp + 16 * n, acc[t][n]);
+  const float* w[kRunRows];
+  RowCursor cursor(v, begin);
+  for (int64_t r0 = begin; r0 < end; r0 += kRunRows) {
+    const int64_t rows = std::min(end - r0, kRunRows);
+    for (int64_t r = 0; r < rows; ++r) w[r] = cursor.next();
+    const float* gr = g + r0 * j;
+    int64_t a0 = 0;
+    for (; a0 + kTaps <= k; a0 += kTaps)
+      outer_taps_avx512<NV, kTaps>(w, gr, rows, j, a0, tail, part);
+    for (; a0 + 4 <= k; a0 += 4)
+      outer_taps_avx512<NV, 4>(w, gr, rows, j, a0, tail, part);
+    for (; a0 < k; ++a0)
+      outer_taps_avx512<NV, 1>(w, gr, rows, j, a0, tail, part);
   }
 }
 #endif
