@@ -18,6 +18,9 @@
   channel at a time so its planes stay in cache across the passes (mean,
   variance, output; two sums, then the gradient), where ATen's CPU kernel
   takes ~1 ns per value at the supernet's shapes.
+- ``avg_pool2x2_*``: the 2 x 2 average pooling of the stride-2 shortcut
+  (``models/layers/shortcut.py``) on even sizes, ATen's arithmetic with
+  one output row per step (ATen's window loops run ~3x slower).
 - ``nchw_from_nhwc``: the popcount convolutions' channels_last output
   copied to (N, C, H, W) by 16 x 16 tiles (ATen's strided copy runs 4-6x
   slower than a plain copy).
@@ -55,9 +58,9 @@ __all__ = [
     'weight_norm_backward', 'rsign_forward', 'rsign_backward',
     'rprelu_forward', 'rprelu_backward', 'rprelu_rsign_forward',
     'rprelu_rsign_backward', 'batch_norm_forward', 'batch_norm_backward',
-    'nchw_from_nhwc', 'pack_signs', 'kernel_map_forward',
-    'kernel_map_backward', 'sign_input_conv2d', 'sign_conv_weight_grad',
-    'sign_conv_input_grad'
+    'avg_pool2x2_forward', 'avg_pool2x2_backward', 'nchw_from_nhwc',
+    'pack_signs', 'kernel_map_forward', 'kernel_map_backward',
+    'sign_input_conv2d', 'sign_conv_weight_grad', 'sign_conv_input_grad'
 ]
 
 _ext_missing = False
@@ -215,6 +218,19 @@ def batch_norm_backward(grad: Tensor, x: Tensor, weight: Tensor, mean: Tensor,
     ``grad`` (N, C, H, W contiguous): ``[x (N, C, H, W), weight (C, ),
     bias (C, )]``."""
     return load_ext().batch_norm_backward(grad, x, weight, mean, invstd)
+
+
+def avg_pool2x2_forward(x: Tensor) -> Tensor:
+    """``F.avg_pool2d(x, 2)`` of a contiguous (N, C, H, W) CPU float32 map
+    of even H and W, bit for bit."""
+    return load_ext().avg_pool2x2_forward(x)
+
+
+def avg_pool2x2_backward(grad: Tensor, height: int, width: int) -> Tensor:
+    """The input gradient (N, C, height, width) of
+    :func:`avg_pool2x2_forward`: ``grad / 4`` at each of a window's four
+    inputs; ``grad`` contiguous."""
+    return load_ext().avg_pool2x2_backward(grad, height, width)
 
 
 def nchw_from_nhwc(x: Tensor) -> Tensor:

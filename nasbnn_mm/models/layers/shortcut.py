@@ -1,8 +1,26 @@
 """The Bi-Real shortcut of NAS-BNN's separable blocks."""
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nasbnn_mm.ops.training import (avg_pool2x2_backward, avg_pool2x2_forward,
+                                    training_ext)
+
 __all__ = ['bireal_pool', 'bireal_shortcut']
+
+
+class Pool2x2Function(torch.autograd.Function):
+    """``F.avg_pool2d(x, 2)`` of a contiguous CPU float32 map of even size
+    by the extension (the same values, bit for bit)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.size = x.shape[2:]
+        return avg_pool2x2_forward(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return avg_pool2x2_backward(grad.contiguous(), *ctx.size)
 
 
 def bireal_pool(x: Tensor) -> Tensor:
@@ -16,6 +34,8 @@ def bireal_pool(x: Tensor) -> Tensor:
     ``count_include_pad=False``), i.e. the mean of the pixels present. On an
     even side nothing changes: every window is whole and divided by 4, as
     in the official code, which floors (it only ever ran 224×224 inputs).
+    On even sides of a contiguous CPU float32 map the extension's
+    :class:`Pool2x2Function` computes it (the same values).
 
     Args:
         x (Tensor): (N, C, H, W).
@@ -23,6 +43,9 @@ def bireal_pool(x: Tensor) -> Tensor:
     Returns:
         Tensor: (N, C, ceil(H / 2), ceil(W / 2)).
     """
+    if (x.dim() == 4 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
+            and x.is_contiguous() and training_ext(x) is not None):
+        return Pool2x2Function.apply(x)
     return F.avg_pool2d(
         x, 2, stride=2, ceil_mode=True, count_include_pad=False)
 

@@ -3,8 +3,10 @@
 // b_out) of ReActNet on (N, C, H, W) float32 maps, forward and backward,
 // each in one pass over the map (the module's PyTorch operations make
 // three to five), the per-channel parameter gradients summed in the same
-// pass. Work is split by channel on torch's threads; a channel's sums run
-// over its N planes in order, so results do not depend on the threads.
+// pass. Work is split by blocks of channels on torch's threads, each
+// block read in memory order; a channel's sums run over its N planes in
+// order, so results do not depend on the threads.
+#include <algorithm>
 #include <cmath>
 
 #include "channel_planes.h"
@@ -43,39 +45,33 @@ struct RPReLUGrad {
 // recomputed), added to the gradient of out.
 template <bool kSign>
 void rprelu_backward_planes(const Planes& p, const RPReLUGrad& a) {
-  for_channels(p, [&](int64_t c) {
-    float s_in = 0.f, s_slope = 0.f, s_out = 0.f, s_sign = 0.f;
-    for (int64_t n = 0; n < p.n; ++n) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      LaneAcc acc_in, acc_slope, acc_out, acc_sign;
-      for_lanes(p.hw, [&](int64_t k, int j) {
-        float t, g = a.grad[o + k];
-        if constexpr (kSign) {
-          t = (a.x[o + k] + a.r[o + k]) + a.bias_in[c];
-          const float d_sign = approx_sign_grad(
-              a.grad_sign[o + k],
-              rprelu(t, a.slope[c], a.bias_out[c]) + a.sign_bias[c]);
-          acc_sign.v[j] += d_sign;
-          g = g + d_sign;
-        } else {
-          t = a.x[o + k] + a.bias_in[c];
-        }
-        const bool pos = t > 0.f;
-        const float d = keep_if(pos, g) + keep_if(!pos, a.slope[c] * g);
-        a.grad_x[o + k] = d;
-        acc_in.v[j] += d;
-        acc_slope.v[j] += keep_if(!pos, t * g);
-        acc_out.v[j] += g;
-      });
-      s_in += acc_in.total();
-      s_slope += acc_slope.total();
-      s_out += acc_out.total();
-      if constexpr (kSign) s_sign += acc_sign.total();
-    }
-    a.sum_in[c] = s_in;
-    a.sum_slope[c] = s_slope;
-    a.sum_out[c] = s_out;
-    if constexpr (kSign) a.sum_sign[c] = s_sign;
+  for (float* sum : {a.sum_in, a.sum_slope, a.sum_out, a.sum_sign})
+    if (sum != nullptr) std::fill(sum, sum + p.c, 0.f);
+  for_planes(p, [&](int64_t c, int64_t o) {
+    LaneAcc acc_in, acc_slope, acc_out, acc_sign;
+    for_lanes(p.hw, [&](int64_t k, int j) {
+      float t, g = a.grad[o + k];
+      if constexpr (kSign) {
+        t = (a.x[o + k] + a.r[o + k]) + a.bias_in[c];
+        const float d_sign = approx_sign_grad(
+            a.grad_sign[o + k],
+            rprelu(t, a.slope[c], a.bias_out[c]) + a.sign_bias[c]);
+        acc_sign.v[j] += d_sign;
+        g = g + d_sign;
+      } else {
+        t = a.x[o + k] + a.bias_in[c];
+      }
+      const bool pos = t > 0.f;
+      const float d = keep_if(pos, g) + keep_if(!pos, a.slope[c] * g);
+      a.grad_x[o + k] = d;
+      acc_in.v[j] += d;
+      acc_slope.v[j] += keep_if(!pos, t * g);
+      acc_out.v[j] += g;
+    });
+    a.sum_in[c] += acc_in.total();
+    a.sum_slope[c] += acc_slope.total();
+    a.sum_out[c] += acc_out.total();
+    if constexpr (kSign) a.sum_sign[c] += acc_sign.total();
   });
 }
 
@@ -98,11 +94,8 @@ Tensor rsign_forward(const Tensor& x, const Tensor& bias) {
   Tensor y = at::empty_like(x);
   const float* xs = x.data_ptr<float>();
   float* ys = y.data_ptr<float>();
-  for_channels(p, [&](int64_t c) {
-    for (int64_t n = 0; n < p.n; ++n) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      for (int64_t i = 0; i < p.hw; ++i) ys[o + i] = sign_of(xs[o + i] + b[c]);
-    }
+  for_planes(p, [&](int64_t c, int64_t o) {
+    for (int64_t i = 0; i < p.hw; ++i) ys[o + i] = sign_of(xs[o + i] + b[c]);
   });
   return y;
 }
@@ -115,17 +108,13 @@ std::tuple<Tensor, Tensor> rsign_backward(const Tensor& grad, const Tensor& x,
   Tensor gb = at::empty({p.c}, bias.options());
   const float *xs = x.data_ptr<float>(), *gs = grad.data_ptr<float>();
   float *gxs = gx.data_ptr<float>(), *gbs = gb.data_ptr<float>();
-  for_channels(p, [&](int64_t c) {
-    float sum = 0.f;
-    for (int64_t n = 0; n < p.n; ++n) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      sum += lane_sum(p.hw, [&](int64_t k) {
-        const float d = approx_sign_grad(gs[o + k], xs[o + k] + b[c]);
-        gxs[o + k] = d;
-        return d;
-      });
-    }
-    gbs[c] = sum;
+  std::fill(gbs, gbs + p.c, 0.f);
+  for_planes(p, [&](int64_t c, int64_t o) {
+    gbs[c] += lane_sum(p.hw, [&](int64_t k) {
+      const float d = approx_sign_grad(gs[o + k], xs[o + k] + b[c]);
+      gxs[o + k] = d;
+      return d;
+    });
   });
   return {gx, gb};
 }
@@ -139,12 +128,9 @@ Tensor rprelu_forward(const Tensor& x, const Tensor& bias_in,
   Tensor y = at::empty_like(x);
   const float* xs = x.data_ptr<float>();
   float* ys = y.data_ptr<float>();
-  for_channels(p, [&](int64_t c) {
-    for (int64_t n = 0; n < p.n; ++n) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      for (int64_t i = 0; i < p.hw; ++i)
-        ys[o + i] = rprelu(xs[o + i] + bi[c], a[c], bo[c]);
-    }
+  for_planes(p, [&](int64_t c, int64_t o) {
+    for (int64_t i = 0; i < p.hw; ++i)
+      ys[o + i] = rprelu(xs[o + i] + bi[c], a[c], bo[c]);
   });
   return y;
 }
@@ -181,20 +167,17 @@ std::vector<Tensor> rprelu_rsign_forward(const Tensor& y, const Tensor& r,
   Tensor out = at::empty_like(y), sign = at::empty_like(y);
   const float *ys = y.data_ptr<float>(), *rs = r.data_ptr<float>();
   float *os = out.data_ptr<float>(), *ss = sign.data_ptr<float>();
-  for_channels(p, [&](int64_t c) {
+  for_planes(p, [&](int64_t c, int64_t o) {
     const float b_in = bi[c], slope = a[c], b_out = bo[c], b_sign = bs[c];
-    for (int64_t n = 0; n < p.n; ++n) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      // restrict: the outputs are fresh tensors, so the loop vectorizes
-      const float* __restrict yp = ys + o;
-      const float* __restrict rp = rs + o;
-      float* __restrict op = os + o;
-      float* __restrict sp = ss + o;
-      for (int64_t i = 0; i < p.hw; ++i) {
-        const float v = rprelu((yp[i] + rp[i]) + b_in, slope, b_out);
-        op[i] = v;
-        sp[i] = sign_of(v + b_sign);
-      }
+    // restrict: the outputs are fresh tensors, so the loop vectorizes
+    const float* __restrict yp = ys + o;
+    const float* __restrict rp = rs + o;
+    float* __restrict op = os + o;
+    float* __restrict sp = ss + o;
+    for (int64_t i = 0; i < p.hw; ++i) {
+      const float v = rprelu((yp[i] + rp[i]) + b_in, slope, b_out);
+      op[i] = v;
+      sp[i] = sign_of(v + b_sign);
     }
   });
   return {out, sign};

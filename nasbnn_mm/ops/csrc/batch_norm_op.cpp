@@ -18,32 +18,6 @@
 namespace nasbnn {
 namespace {
 
-// Values of a block of channels (all N planes): 256 KB of float32.
-constexpr int64_t kBlockValues = 65536;
-
-// Calls f(c0, c1) for blocks [c0, c1) of channels, split over torch's
-// threads.
-template <typename F>
-void for_channel_blocks(const Planes& p, F f) {
-  const int64_t block =
-      std::max<int64_t>(1, kBlockValues / std::max<int64_t>(p.n * p.hw, 1));
-  at::parallel_for(0, p.c, block, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; c += block)
-      f(c, std::min(end, c + block));
-  });
-}
-
-// Calls f(c, o, k) for every value o + k (k: index in its plane) of
-// channels [c0, c1), in memory order.
-template <typename F>
-inline void for_block_planes(const Planes& p, int64_t c0, int64_t c1, F f) {
-  for (int64_t n = 0; n < p.n; ++n)
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t o = (n * p.c + c) * p.hw;
-      f(c, o);
-    }
-}
-
 // sums[j][c - c0] = sum of f(c, i)[j] over the values i of channel c, for
 // the Sums (1 or 2) values f returns (a std::array<float, Sums>).
 template <size_t Sums, typename F>

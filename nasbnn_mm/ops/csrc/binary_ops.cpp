@@ -330,6 +330,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("bias_out"), py::arg("sign_bias"),
         "Gradients of rprelu_rsign_forward: [y (= r), bias_in, weight, "
         "bias_out, sign_bias].");
+  m.def("avg_pool2x2_forward", &nasbnn::avg_pool2x2_forward, py::arg("x"),
+        "2 x 2 average pooling (stride 2) of a (N, C, H, W) float32 map "
+        "of even H and W.");
+  m.def("avg_pool2x2_backward", &nasbnn::avg_pool2x2_backward,
+        py::arg("grad"), py::arg("height"), py::arg("width"),
+        "Input gradient of avg_pool2x2_forward.");
   m.def("batch_norm_forward", &nasbnn::batch_norm_forward, py::arg("x"),
         py::arg("weight"), py::arg("bias"), py::arg("running_mean"),
         py::arg("running_var"), py::arg("momentum"), py::arg("eps"),

@@ -288,6 +288,13 @@ std::vector<Tensor> rprelu_rsign_backward(
     const Tensor& r, const Tensor& bias_in, const Tensor& weight,
     const Tensor& bias_out, const Tensor& sign_bias);
 
+// The 2 x 2 average pooling (stride 2) of a contiguous (N, C, H, W)
+// float32 map of even H and W, and its input gradient (N, C, height,
+// width). See pool_op.cpp.
+Tensor avg_pool2x2_forward(const Tensor& x);
+Tensor avg_pool2x2_backward(const Tensor& grad, int64_t height,
+                            int64_t width);
+
 // Training-mode batch normalization of a contiguous (N, C, H, W) float32
 // map: {y, mean, invstd} (C, ), the running statistics (optional, both or
 // neither) updated in place; the backward gives {x, weight, bias}

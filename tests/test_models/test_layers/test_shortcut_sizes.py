@@ -12,6 +12,7 @@ from nasbnn_mm.models.backbones import super_bnn as super_bnn_module
 from nasbnn_mm.models.layers import bireal_shortcut
 from nasbnn_mm.models.layers.shortcut import bireal_pool
 from nasbnn_mm.nas import SearchSpace
+from nasbnn_mm.ops import training
 
 DIGITS = 'nasbnn_digits'
 # Every kind of layer of the digits space: strides 1/2, kernels 3/5,
@@ -104,8 +105,31 @@ def images(*size, seed=0):
 
 @pytest.mark.parametrize('size', [(2, 2), (4, 6), (32, 32), (224, 224)])
 def test_pool_even_sizes_equal_floor_pooling(size):
+    """On even sizes the extension's pooling (contiguous CPU float32) and
+    the ATen path (channels_last, float64) give ATen's values and
+    gradients, bit for bit."""
     x = torch.randn(2, 5, *size)
-    assert torch.equal(bireal_pool(x), F.avg_pool2d(x, 2, stride=2))
+    grad = torch.randn(2, 5, size[0] // 2, size[1] // 2)
+    for layout in (x, x.contiguous(memory_format=torch.channels_last),
+                   x.double()):
+        ours = layout.detach().requires_grad_()
+        ref = layout.detach().requires_grad_()
+        out = bireal_pool(ours)
+        extension = layout.is_contiguous() and layout.dtype == torch.float32
+        assert (type(
+            out.grad_fn).__name__ == 'Pool2x2FunctionBackward') == extension
+        expected = F.avg_pool2d(ref, 2, stride=2)
+        assert torch.equal(out, expected)
+        out.backward(grad.to(layout.dtype))
+        expected.backward(grad.to(layout.dtype))
+        assert torch.equal(ours.grad, ref.grad)
+
+
+def test_pool_kernel_errors():
+    with pytest.raises(RuntimeError, match='expected even H and W'):
+        training.avg_pool2x2_forward(torch.randn(1, 2, 3, 4))
+    with pytest.raises(RuntimeError, match='is not the pooling of a 6 x 4'):
+        training.avg_pool2x2_backward(torch.randn(1, 2, 2, 2), 6, 4)
 
 
 @pytest.mark.parametrize('size', [(3, 3), (5, 2), (7, 9), (33, 47)])
