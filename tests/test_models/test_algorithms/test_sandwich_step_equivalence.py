@@ -155,11 +155,12 @@ def test_step_equals_plain_autograd(group_slicing, optimizer, kernels,
                    if isinstance(m, DynamicBinaryConv2d))
 
 
-@pytest.mark.parametrize('cycle', [None, (1, 2), (2, 2), (1, 3), (2, 3)])
+@pytest.mark.parametrize('cycle',
+                         [None, (1, 2), (2, 2), (1, 3), (2, 3), (3, 3)])
 def test_slice_weight_gradient(cycle):
     """Rows, columns and gradients of a prefix or a cyclic slice, against
-    the rule written out with an index (5 blocks of 1 row or 3 of 2: whole
-    cycles, then a partial one for 2 or 3 column blocks)."""
+    the rule written out with an index (5 blocks of 1 row, 3 of 2 or 2 of
+    3: whole cycles, then a partial one, or only a partial one)."""
     torch.manual_seed(0)
     weight = torch.randn(7, 7, 3, 3, requires_grad=True)
     rows, columns = (5, 2) if cycle is None or cycle[0] == 1 else (6, 2)
