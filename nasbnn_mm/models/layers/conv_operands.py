@@ -172,17 +172,23 @@ class OperandConvFunction(Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
                 padding, dilation, groups: int,
                 dtype: Optional[torch.dtype]) -> Tensor:
-        out, ctx.input_signs = None, True
+        out, input_signs = None, True
         if dtype is not None:
             x, weight = x.to(dtype), weight.to(dtype)
         elif lookup_applies(x, weight, stride, padding, dilation, 'forward'):
             out = sign_input_conv2d(x, weight,
                                     _pair(stride)[0],
                                     _pair(padding)[0], groups)
-            ctx.input_signs = out is not None
+            input_signs = out is not None
         ctx.save_for_backward(x, weight)
-        ctx.conv = (stride, padding, dilation, groups, dtype)
-        ctx.bias_sizes = None if bias is None else [bias.shape[0]]
+        ctx.conv = dict(
+            bias_sizes=None if bias is None else [bias.shape[0]],
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            dtype=dtype,
+            input_signs=input_signs)
         if out is None:
             out = F.conv2d(x, weight, None, stride, padding, dilation,
                            groups).float()
@@ -190,20 +196,11 @@ class OperandConvFunction(Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        stride, padding, dilation, groups, dtype = ctx.conv
         grads = conv2d_backward(
             grad,
-            x,
-            weight,
-            ctx.bias_sizes,
-            stride,
-            padding,
-            dilation,
-            groups,
-            ctx.needs_input_grad[:3],
-            dtype,
-            input_signs=ctx.input_signs)
+            *ctx.saved_tensors,
+            needs=ctx.needs_input_grad[:3],
+            **ctx.conv)
         return (*grads, None, None, None, None, None)
 
 

@@ -39,8 +39,14 @@ class XnorConvFunction(Function):
                 packed_x: Tensor, packed_weight: Tensor, alpha: Tensor,
                 stride: int, padding: int, groups: int) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.conv = (stride, padding, groups, active_operand_dtype(x))
-        ctx.bias_sizes = None if bias is None else [bias.shape[0]]
+        ctx.conv = dict(
+            bias_sizes=None if bias is None else [bias.shape[0]],
+            stride=stride,
+            padding=padding,
+            dilation=1,
+            groups=groups,
+            dtype=active_operand_dtype(x),
+            weight_signs=True)
         if bias is not None:
             bias = bias.detach().contiguous()
         out = binary_conv2d(
@@ -56,20 +62,11 @@ class XnorConvFunction(Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        stride, padding, groups, dtype = ctx.conv
         grads = conv2d_backward(
             grad,
-            x,
-            weight,
-            ctx.bias_sizes,
-            stride,
-            padding,
-            1,
-            groups,
-            ctx.needs_input_grad[:3],
-            dtype,
-            weight_signs=True)
+            *ctx.saved_tensors,
+            needs=ctx.needs_input_grad[:3],
+            **ctx.conv)
         return (*grads, None, None, None, None, None, None)
 
 
