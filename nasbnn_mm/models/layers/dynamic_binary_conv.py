@@ -188,8 +188,7 @@ class DynamicBinaryConv2d(DynamicMixin, nn.Module):
     def _setting(self, in_channels: int, out_channels: int, kernel_size: int,
                  groups: int) -> _Setting:
         """Validate a setting and cache what its forward needs."""
-        key = (in_channels, out_channels, kernel_size, groups,
-               self.weight.device)
+        key = (in_channels, out_channels, kernel_size, groups)
         setting = self._settings.get(key)
         if setting is not None:
             return setting
